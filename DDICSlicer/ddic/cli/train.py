@@ -1,0 +1,102 @@
+"""``ddic train``: train one per-domain diffusion model (US or MRI) on a folder of canonical frames.
+
+Thin: options → :class:`ddic.diffusion.train_config.TrainConfig` → :func:`ddic.diffusion.training.train`.
+Works as a single process or under ``torchrun --nproc_per_node K -m ddic train …`` (one bar, on rank 0).
+Defaults come from ``TrainConfig``, so the dataclass is their single source.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from ..diffusion.dataset import INTENSITY_CHOICES
+    from ..diffusion.networks import PRESETS, SUPPORTED_IMAGE_SIZES
+    from ..diffusion.train_config import BF16_CHOICES, DEVICE_CHOICES, TrainConfig
+    from ..io.modelfile import DOMAINS
+
+    d = TrainConfig(domain="us", data_dir="", out_dir="")  # only for its defaults
+    sizes = " or ".join(map(str, SUPPORTED_IMAGE_SIZES))
+    parser = subparsers.add_parser(
+        "train",
+        help="train a per-domain diffusion model (US or MRI)",
+        description=(
+            "Train one ε-prediction diffusion model on a folder of canonical square frames (the output of "
+            "`ddic prepare`). Writes OUT/model.safetensors + OUT/model.json (EMA weights and model card), "
+            "OUT/checkpoint/ for --resume, OUT/loss.csv and OUT/samples/step_NNNNNN.png. For several GPUs: "
+            "torchrun --nproc_per_node K -m ddic train …"
+        ),
+    )
+    add = parser.add_argument
+    add("--domain", required=True, choices=DOMAINS, help="which domain the images are")
+    add("--data", required=True, metavar="DIR", help="folder of canonical frames (PNG, NRRD, NIfTI)")
+    add("--out", required=True, metavar="DIR", help="output folder for the model and training files")
+    add("--preset", default=d.preset, choices=list(PRESETS),
+        help="network size: paper (~95 M parameters), small (~20 M), tiny (CPU, tests); default %(default)s")
+    add("--size", type=int, default=d.image_size, metavar="PX",
+        help=f"image size in pixels ({sizes}); square images of another size are resampled; default %(default)s")
+    add("--steps", type=int, default=d.steps, metavar="N",
+        help="total optimizer steps, counting those of a resumed run (default %(default)s)")
+    add("--batch-size", type=int, default=d.batch_size, metavar="B",
+        help="images per step and per process (default %(default)s)")
+    add("--lr", type=float, default=d.lr, help="AdamW learning rate (default %(default)s)")
+    add("--weight-decay", type=float, default=d.weight_decay, metavar="WD",
+        help="AdamW weight decay (default %(default)s)")
+    add("--warmup", type=int, default=d.warmup_steps, metavar="N",
+        help="linear learning-rate warm-up steps (default %(default)s)")
+    add("--grad-clip", type=float, default=d.grad_clip, metavar="NORM",
+        help="max gradient norm, 0 for no clipping (default %(default)s)")
+    add("--ema-decay", type=float, default=d.ema_decay, metavar="DECAY",
+        help="EMA decay of the saved weights; 0.9999 for long runs (default %(default)s)")
+    add("--seed", type=int, default=d.seed, metavar="N",
+        help="seed of all randomness: initial weights, batches, noise (default %(default)s)")
+    add("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
+        help="write checkpoint and model every N steps and at the end (default %(default)s)")
+    add("--sample-every", type=int, default=None, metavar="N",
+        help="write a sample grid every N steps and at the end (default: at every checkpoint)")
+    add("--sample-steps", type=int, default=d.sample_steps, metavar="N",
+        help="DDIM steps of the sample grids (default %(default)s)")
+    add("--num-samples", type=int, default=d.num_samples, metavar="N",
+        help="images per sample grid, 0 for none (default %(default)s)")
+    add("--device", default=d.device, choices=DEVICE_CHOICES,
+        help="where to train; auto = CUDA if available (default %(default)s)")
+    add("--bf16", default=d.bf16, choices=BF16_CHOICES,
+        help="bf16 autocast, CUDA only; auto = on where the GPU supports it (default %(default)s)")
+    add("--intensity", default=d.intensity, choices=INTENSITY_CHOICES,
+        help="intensity normalisation; auto = uint8 if all images are 8-bit, else percentile (default %(default)s)")
+    add("--resume", action="store_true",
+        help="continue the run in --out from its checkpoint (needed whenever --out already holds a run)")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..diffusion.train_config import TrainConfig
+
+    return TrainConfig(
+        domain=args.domain, data_dir=args.data, out_dir=args.out, preset=args.preset, image_size=args.size,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        ema_decay=args.ema_decay, warmup_steps=args.warmup, grad_clip=args.grad_clip, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, sample_steps=args.sample_steps,
+        num_samples=args.num_samples, device=args.device, bf16=args.bf16, resume=args.resume,
+        intensity=args.intensity,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..diffusion.distributed import detect
+    from ..diffusion.training import train
+    from .common import tqdm_progress
+
+    config = config_from_args(args)
+    with tqdm_progress(f"train {config.domain}", enabled=detect().is_main) as progress:
+        result = train(config, progress)
+    if result.is_main:
+        new = result.steps_done - result.start_step
+        resumed = f", resumed at {result.start_step}" if result.start_step else ""
+        loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
+        print(f"model: {result.card_path} (weights {result.card_path.with_suffix('.safetensors').name})")
+        print(f"steps: {result.steps_done} ({new} in this run{resumed}), "
+              f"{result.world_size} process(es) on {result.device}")
+        print(f"time: {result.duration_s:.1f} s in total, final loss {loss}")
+    return 0

@@ -1,0 +1,160 @@
+"""``ddic translate``: US frames → pseudo-MRI frames with DDIC (or DDIB), written beside a preview.
+
+Under ``torchrun --nproc_per_node K`` the frames are sharded across ranks (rank r takes every K-th frame),
+each rank on its own GPU; outputs never collide because each frame has its own file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from ..errors import DDICInputError
+from ..io.atomic import write_text_atomic
+from ..io.images import image_stem, list_images, output_suffix, read_frame, write_like, write_png
+from ..io.preview import side_by_side, to_uint8_display
+from ..translate.options import CORRELATION_SIGNS, METHODS, MODES, MODE_NOTES, PRECISIONS, TranslateOptions
+from .common import tqdm_progress
+
+PSEUDO_MRI_SUFFIX = "_pseudo_mri"
+PREVIEW_SUFFIX = "_side_by_side.png"
+
+
+def register(subparsers) -> None:
+    defaults = TranslateOptions()
+    p = subparsers.add_parser(
+        "translate", help="translate ultrasound frames into pseudo-MRI",
+        description="Translate 2D fetal-brain ultrasound frames into pseudo-MRI with DDIC (or the DDIB "
+                    "baseline). Each result keeps its frame's geometry and format family (PNG → PNG, "
+                    "NRRD → NRRD, NIfTI → NIfTI) and gets a side-by-side preview PNG.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("frames", nargs="+", metavar="FRAME", help="image files or folders of images")
+    p.add_argument("--us-model", required=True, help="ultrasound model (.json card, .safetensors or folder)")
+    p.add_argument("--mri-model", required=True, help="MRI model (.json card, .safetensors or folder)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--method", choices=METHODS, default=defaults.method)
+    p.add_argument("--mode", choices=MODES, default=defaults.mode,
+                   help="DDIC variant: " + "; ".join(f"{k}: {v}" for k, v in MODE_NOTES.items()))
+    p.add_argument("--steps", type=int, default=defaults.steps, help="ODE steps N (1000 = the paper)")
+    p.add_argument("--lr", type=float, default=defaults.lr,
+                   help="correlation step size at --lr-reference-steps; scaled by reference/N")
+    p.add_argument("--lr-reference-steps", type=int, default=defaults.lr_reference_steps)
+    p.add_argument("--median-kernel", type=int, default=defaults.median_kernel, help="odd median size k")
+    p.add_argument("--corr-sign", choices=CORRELATION_SIGNS, default=defaults.corr_sign,
+                   help="+1: favour positive correlation (paper); -1: negative; abs: either")
+    p.add_argument("--guide-t-min", type=int, default=defaults.guide_t_min, help="guide only t ≥ this")
+    p.add_argument("--guide-t-max", type=int, default=defaults.guide_t_max, help="guide only t ≤ this")
+    p.add_argument("--no-clip", action="store_true", help="do not clamp x̂0 while decoding (unstable)")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--cpu", action="store_true", help="force the CPU (same as --device cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                   help="auto: bf16 network calls on CUDA, fp32 on the CPU")
+    p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args) -> TranslateOptions:
+    return TranslateOptions(
+        method=args.method, mode=args.mode, steps=args.steps, lr=args.lr,
+        lr_reference_steps=args.lr_reference_steps, median_kernel=args.median_kernel,
+        corr_sign=args.corr_sign, guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
+        clip_decode=not args.no_clip, batch_size=args.batch_size,
+        device="cpu" if args.cpu else args.device, precision=args.precision)
+
+
+def expand_frames(items: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise DDICInputError(f"The folder {path} holds no PNG, JPG, NRRD, NIfTI or MHA images.")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise DDICInputError(f"Frame not found: {path}.")
+    stems = [image_stem(p) for p in paths]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise DDICInputError(
+            f"Several frames share the name(s) {', '.join(duplicates)}; their results would overwrite each "
+            "other in --out. Rename them or translate them into different folders."
+        )
+    return paths
+
+
+def output_paths(frame_path: Path, out: Path) -> tuple[Path, Path]:
+    stem = image_stem(frame_path)
+    return out / f"{stem}{PSEUDO_MRI_SUFFIX}{output_suffix(frame_path)}", out / f"{stem}{PREVIEW_SUFFIX}"
+
+
+def run(args) -> int:
+    import torch
+
+    from ..diffusion.distributed import detect
+    from ..io.modelfile import load_model
+    from ..translate.engine import Translator
+    from ..translate.frames import translate_frames
+
+    options = options_from_args(args)
+    place = detect()
+    rank, world, local_rank = place.rank, place.world_size, place.local_rank
+    if world > 1 and options.device in ("auto", "cuda") and torch.cuda.is_available():
+        options.device = f"cuda:{local_rank}"
+    all_paths = expand_frames(args.frames)
+    out: Path = args.out
+    inputs = {p.resolve() for p in all_paths}
+    for path in all_paths:
+        for target in output_paths(path, out):
+            if target.resolve() in inputs:
+                raise DDICInputError(f"Writing {target} would overwrite an input frame; choose another --out.")
+            if target.exists() and not args.overwrite:
+                raise DDICInputError(f"{target} already exists; use --overwrite or another --out folder.")
+    paths = all_paths[rank::world]
+
+    us_model = load_model(args.us_model, expected_domain="us")
+    mri_model = load_model(args.mri_model, expected_domain="mri", expected_image_size=us_model.card.image_size)
+    translator = Translator(us_model, mri_model, options)
+    out.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    records = []
+    batch = options.batch_size
+    total = -(-len(paths) // batch) * translator.steps_per_image_batch
+    with tqdm_progress(f"{options.method} on {translator.device.type}", enabled=rank == 0) as bar:
+        for first in range(0, len(paths), batch):
+            chunk = paths[first:first + batch]
+            frames = [read_frame(p) for p in chunk]
+            offset = (first // batch) * translator.steps_per_image_batch
+            results = translate_frames(frames, translator,
+                                       progress=lambda d, t, m: bar(offset + d, total, m))
+            for path, result in zip(chunk, results):
+                mri_path, preview_path = output_paths(path, out)
+                write_like(result.pseudo_mri, result.frame, mri_path)
+                left = to_uint8_display(result.frame.pixels, result.frame.is_8bit)
+                write_png(side_by_side(left, result.pseudo_mri), preview_path)
+                records.append({"frame": str(path), "pseudo_mri": str(mri_path), "preview": str(preview_path),
+                                "final_correlation": result.final_correlation})
+    elapsed = time.perf_counter() - started
+    report = {
+        "options": options.to_dict(),
+        "us_model": us_model.model_id, "mri_model": mri_model.model_id,
+        "device": str(translator.device), "rank": rank, "world_size": world,
+        "host": platform.node(), "seconds": round(elapsed, 3),
+        "seconds_per_frame": round(elapsed / max(len(paths), 1), 3),
+        "frames": records,
+    }
+    name = "translate.json" if world == 1 else f"translate_rank{rank}.json"
+    write_text_atomic(out / name, json.dumps(report, indent=2) + "\n")
+    if rank == 0:
+        print(f"{len(records)} frame(s) translated with {options.method}"
+              f"{'/' + options.mode if options.method == 'ddic' else ''}, N = {options.steps}, "
+              f"on {translator.device} in {elapsed:.1f} s ({report['seconds_per_frame']:.2f} s/frame"
+              f"{', rank 0 of ' + str(world) if world > 1 else ''}); results in {out}")
+    return 0

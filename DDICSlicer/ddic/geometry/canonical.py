@@ -1,0 +1,14 @@
+"""The canonical head image: the one place its size and pixel spacing are defined.
+
+The paper preprocesses both domains to 128×128 px at 1.094 mm/px (a 140 mm field of view around the
+head). A model trained at another size keeps the same field of view, so its spacing follows from it.
+"""
+
+CANONICAL_SIZE_PX = 128
+CANONICAL_SPACING_MM = 1.094
+CANONICAL_FIELD_OF_VIEW_MM = CANONICAL_SIZE_PX * CANONICAL_SPACING_MM
+
+
+def spacing_for_size(image_size: int) -> float:
+    """Pixel spacing (mm) of a canonical image resampled to ``image_size`` pixels a side."""
+    return CANONICAL_FIELD_OF_VIEW_MM / int(image_size)

@@ -1,0 +1,105 @@
+"""Translation on the model grid: encode (ForwardODE^US) → decode (BackwardODE^MRI, guided for DDIC).
+
+:func:`translate_tensor` is the algorithm on a batch of model-grid images in [−1, 1]; :class:`Translator`
+holds two loaded models on a device and feeds it batches of numpy arrays, reporting progress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..diffusion.epsilon import UNetEpsilon
+from ..diffusion.sampling import StepHook, ddim_decode, ddim_encode
+from ..diffusion.schedule import Schedule
+from ..errors import DDICModelError
+from ..io.modelfile import LoadedModel
+from ..progress import ProgressCallback, resolve
+from .device import configure_backends, select_device, use_bf16
+from .guided_decode import DecodeTrace, guided_decode
+from .options import TranslateOptions
+
+
+def translate_tensor(source: torch.Tensor, us_eps, mri_eps, schedule: Schedule, options: TranslateOptions,
+                     on_step: StepHook = None) -> tuple[torch.Tensor, DecodeTrace | None]:
+    """Translate a (B, 1, S, S) batch of US images in [−1, 1]; returns pseudo-MRI in [−1, 1] and the trace.
+
+    ``on_step`` is called after each of the 2N ODE steps (N encode, N decode).
+    """
+    grid = schedule.grid(options.steps)
+    keep = options.method == "ddic" and options.mode in ("cached", "cheap")
+    latent, trajectory = ddim_encode(us_eps, source, grid, keep_trajectory=keep, on_step=on_step)
+    if options.method == "ddib":
+        return ddim_decode(mri_eps, latent, grid, clip=options.clip_decode, on_step=on_step), None
+    return guided_decode(latent, us_eps, mri_eps, grid, options, us_trajectory=trajectory, on_step=on_step)
+
+
+@dataclass
+class BatchResult:
+    pseudo_mri: np.ndarray  # (B, S, S) float32 in [−1, 1]
+    correlation: np.ndarray | None = None  # (levels, B) trace, None for DDIB
+    timesteps: list[int] = field(default_factory=list)
+
+
+class Translator:
+    """Two per-domain models on one device, ready to translate batches of model-grid images."""
+
+    def __init__(self, us_model: LoadedModel, mri_model: LoadedModel, options: TranslateOptions) -> None:
+        for model, domain in ((us_model, "us"), (mri_model, "mri")):
+            if model.card.domain != domain:
+                raise DDICModelError(
+                    f"{model.card_path.name} is a {model.card.domain!r} model where a {domain!r} model is needed."
+                )
+        if us_model.card.image_size != mri_model.card.image_size:
+            raise DDICModelError(
+                f"The US model works at {us_model.card.image_size} px and the MRI model at "
+                f"{mri_model.card.image_size} px; a translation needs two models of the same size."
+            )
+        self.options = options
+        self.us_model = us_model
+        self.mri_model = mri_model
+        self.image_size = int(us_model.card.image_size)
+        self.schedule = Schedule.from_dict(us_model.card.schedule)
+        if Schedule.from_dict(mri_model.card.schedule) != self.schedule:
+            raise DDICModelError("The US and MRI models were trained with different noise schedules.")
+        self.device = select_device(options.device)
+        configure_backends(self.device)
+        bf16 = use_bf16(options.precision, self.device)
+        self.us_eps = UNetEpsilon(us_model.unet, self.device, bf16=bf16)
+        self.mri_eps = UNetEpsilon(mri_model.unet, self.device, bf16=bf16)
+
+    @property
+    def steps_per_image_batch(self) -> int:
+        return 2 * self.options.steps
+
+    def translate(self, images: np.ndarray, progress: ProgressCallback | None = None,
+                  label: str = "translating") -> list[BatchResult]:
+        """Translate (B, S, S) float32 images in [−1, 1], in batches of ``options.batch_size``."""
+        report = resolve(progress)
+        images = np.asarray(images, dtype=np.float32)
+        expected = (self.image_size, self.image_size)
+        if images.ndim != 3 or images.shape[1:] != expected:
+            raise ValueError(f"expected (B, {self.image_size}, {self.image_size}) images, got {images.shape}")
+        batch = self.options.batch_size
+        batches = [images[i:i + batch] for i in range(0, len(images), batch)]
+        total = len(batches) * self.steps_per_image_batch
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            report(done, total, label)
+
+        results = []
+        for chunk in batches:
+            source = torch.from_numpy(chunk).unsqueeze(1).to(self.device)
+            output, trace = translate_tensor(source, self.us_eps, self.mri_eps, self.schedule, self.options,
+                                             on_step=tick)
+            results.append(BatchResult(
+                pseudo_mri=output.squeeze(1).float().cpu().numpy(),
+                correlation=None if trace is None else trace.correlation.numpy(),
+                timesteps=[] if trace is None else trace.timesteps,
+            ))
+        return results

@@ -1,0 +1,56 @@
+"""Frames in, pseudo-MRI frames out: normalise → model grid → translate → back to the frame's geometry.
+
+This is the whole data path for one set of frames, shared by the CLI and the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry.square_fit import SquareFit
+from ..io.images import Frame
+from ..io.intensity import Normalisation
+from ..progress import ProgressCallback
+from .engine import Translator
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    pseudo_mri: np.ndarray  # (H, W) float32, 0…255, on the frame's grid
+    model_input: np.ndarray  # (S, S) in [−1, 1]: what the US model saw
+    model_output: np.ndarray  # (S, S) in [−1, 1]: the pseudo-MRI on the model grid
+    final_correlation: float | None  # r between the chains at the last guided level (DDIC only)
+
+
+def translate_frames(frames: list[Frame], translator: Translator,
+                     progress: ProgressCallback | None = None) -> list[FrameResult]:
+    """Translate frames with a :class:`Translator`; every result has its frame's shape and geometry."""
+    normalisation: Normalisation = translator.us_model.normalisation
+    fits = [SquareFit(frame, translator.image_size) for frame in frames]
+    model_inputs = []
+    for frame, fit in zip(frames, fits):
+        window = normalisation.window(frame.pixels)
+        model_inputs.append(normalisation.to_model(fit.to_model(), window))
+    batches = translator.translate(np.stack(model_inputs), progress=progress)
+    outputs = np.concatenate([b.pseudo_mri for b in batches])
+    finals: list[float | None] = []
+    for b in batches:
+        if b.correlation is not None and len(b.correlation):
+            finals.extend(float(v) for v in b.correlation[-1])
+        else:
+            finals.extend([None] * len(b.pseudo_mri))
+    results = []
+    for frame, fit, model_input, output, final in zip(frames, fits, model_inputs, outputs, finals):
+        display = Normalisation.to_display(output)
+        results.append(FrameResult(frame=frame, pseudo_mri=fit.to_frame(display), model_input=model_input,
+                                   model_output=output, final_correlation=final))
+    return results
+
+
+def translate(frames: list[Frame], us_model, mri_model, options, progress: ProgressCallback | None = None
+              ) -> list[FrameResult]:
+    """The engine's one-call entry point: frames + two loaded models + options → pseudo-MRI frames."""
+    return translate_frames(frames, Translator(us_model, mri_model, options), progress)

@@ -1,0 +1,107 @@
+"""``ddic translate`` end to end on PNG and NRRD frames with tiny models."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from ddic.cli.main import main
+
+
+@pytest.fixture
+def frames(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    png = (rng.random((27, 40)) * 255).astype(np.uint8)  # non-square 8-bit frame
+    sitk.WriteImage(sitk.GetImageFromArray(png), str(folder / "a.png"))
+    nrrd = sitk.GetImageFromArray(rng.random((32, 32)).astype(np.float32) * 1000)
+    nrrd.SetSpacing((0.3, 0.3))
+    nrrd.SetOrigin((5.0, 6.0))
+    sitk.WriteImage(nrrd, str(folder / "b.nrrd"))
+    return folder
+
+
+def run_translate(frames, models, out, *extra):
+    us, mri = models
+    return main(["translate", str(frames), "--us-model", str(us), "--mri-model", str(mri), "--out", str(out),
+                 "--steps", "3", "--cpu", *extra])
+
+
+def test_translate_writes_results_with_input_geometry(frames, random_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_translate(frames, random_models, out, "--batch-size", "1") == 0
+    a = sitk.ReadImage(str(out / "a_pseudo_mri.png"))
+    assert a.GetSize() == (40, 27) and a.GetPixelIDTypeAsString() == "8-bit unsigned integer"
+    b = sitk.ReadImage(str(out / "b_pseudo_mri.nrrd"))
+    assert b.GetSize() == (32, 32) and b.GetSpacing() == pytest.approx((0.3, 0.3))
+    assert b.GetOrigin() == pytest.approx((5.0, 6.0))
+    values = sitk.GetArrayFromImage(b)
+    assert values.dtype == np.float32 and 0.0 <= values.min() and values.max() <= 255.0
+    preview = sitk.ReadImage(str(out / "a_side_by_side.png"))
+    assert preview.GetSize() == (2 * 40 + 4, 27)
+    report = json.loads((out / "translate.json").read_text())
+    assert report["options"]["steps"] == 3 and report["options"]["effective_lr"] == pytest.approx(1000.0)
+    assert len(report["frames"]) == 2 and report["device"] == "cpu"
+    assert all(isinstance(f["final_correlation"], float) for f in report["frames"])
+    assert "2 frame(s) translated with ddic/faithful" in capsys.readouterr().out
+
+
+def test_ddib_and_refusal_to_overwrite(frames, random_models, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_translate(frames, random_models, out, "--method", "ddib") == 0
+    first = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "b_pseudo_mri.nrrd")))
+    assert json.loads((out / "translate.json").read_text())["frames"][0]["final_correlation"] is None
+    assert run_translate(frames, random_models, out, "--method", "ddib") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert run_translate(frames, random_models, out, "--method", "ddib", "--overwrite") == 0
+    np.testing.assert_array_equal(first, sitk.GetArrayFromImage(sitk.ReadImage(str(out / "b_pseudo_mri.nrrd"))))
+
+
+def test_swapped_models_fail_with_a_clear_message(frames, random_models, tmp_path, capsys):
+    us, mri = random_models
+    code = main(["translate", str(frames), "--us-model", str(mri), "--mri-model", str(us), "--out",
+                 str(tmp_path / "o"), "--steps", "2", "--cpu"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "MRI model, but an ultrasound model is needed" in err and "swapped" in err
+
+
+def test_output_never_overwrites_an_input(frames, random_models, capsys):
+    (frames / "c_pseudo_mri.png").write_bytes((frames / "a.png").read_bytes())  # an input named like a result
+    sitk.WriteImage(sitk.ReadImage(str(frames / "a.png")), str(frames / "c.png"))
+    assert run_translate(frames, random_models, frames, "--method", "ddib") == 2
+    assert "overwrite an input" in capsys.readouterr().err
+
+
+def test_bad_options_and_missing_frames(frames, random_models, tmp_path, capsys):
+    assert run_translate(frames, random_models, tmp_path / "o", "--median-kernel", "4") == 2
+    assert "median_kernel" in capsys.readouterr().err
+    assert run_translate(tmp_path / "missing.png", random_models, tmp_path / "o") == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_models_trained_by_the_cli_translate_end_to_end(tmp_path, capsys):
+    """`ddic train` (a few steps, tiny net) for each domain, then `ddic translate` with those models."""
+    rng = np.random.default_rng(1)
+    data = {}
+    for domain in ("us", "mri"):
+        folder = tmp_path / f"{domain}_data"
+        folder.mkdir()
+        for i in range(4):
+            image = (rng.random((32, 32)) * (255 if domain == "us" else 100)).astype(np.uint8)
+            sitk.WriteImage(sitk.GetImageFromArray(image), str(folder / f"{i}.png"))
+        data[domain] = folder
+        assert main(["train", "--domain", domain, "--data", str(folder), "--out", str(tmp_path / domain),
+                     "--preset", "tiny", "--size", "32", "--steps", "2", "--batch-size", "2",
+                     "--num-samples", "0", "--device", "cpu"]) == 0
+    out = tmp_path / "translated"
+    assert main(["translate", str(data["us"] / "0.png"), "--us-model", str(tmp_path / "us"),
+                 "--mri-model", str(tmp_path / "mri" / "model.safetensors"), "--out", str(out),
+                 "--steps", "3", "--mode", "cached", "--cpu"]) == 0
+    result = sitk.ReadImage(str(out / "0_pseudo_mri.png"))
+    assert result.GetSize() == (32, 32)
+    report = json.loads((out / "translate.json").read_text())
+    assert report["us_model"].startswith("model@") and report["options"]["mode"] == "cached"
+    assert "1 frame(s) translated" in capsys.readouterr().out

@@ -1,0 +1,149 @@
+"""DDIC translation: modes, exact DDIB limit, batch independence, determinism, evaluation counts."""
+
+import numpy as np
+import pytest
+import torch
+
+from ddic.diffusion.epsilon import GaussianEpsilon, UNetEpsilon
+from ddic.errors import DDICInputError, DDICModelError
+from ddic.io.modelfile import load_model
+from ddic.translate.engine import Translator, translate_tensor
+from ddic.translate.options import MODES, TranslateOptions
+
+from conftest import TEST_SIZE
+
+
+@pytest.fixture(scope="module")
+def gaussians(schedule):
+    return GaussianEpsilon(0.1, 0.2, schedule.alpha_bar), GaussianEpsilon(-0.2, 0.3, schedule.alpha_bar)
+
+
+@pytest.fixture(scope="module")
+def source():
+    return 0.1 + 0.2 * torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.fixture(scope="module")
+def unets(random_models):
+    us, mri = (load_model(p) for p in random_models)
+    return UNetEpsilon(us.unet), UNetEpsilon(mri.unet)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_zero_lr_reproduces_ddib_exactly(mode, schedule, gaussians, source):
+    ddib, _ = translate_tensor(source, *gaussians, schedule, TranslateOptions(method="ddib", steps=12))
+    ddic, trace = translate_tensor(source, *gaussians, schedule, TranslateOptions(mode=mode, steps=12, lr=0.0))
+    assert torch.equal(ddic, ddib)
+    assert trace.correlation.shape == (12, 3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_zero_lr_reproduces_ddib_exactly_with_networks(mode, schedule, unets):
+    x = torch.rand(2, 1, TEST_SIZE, TEST_SIZE, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    ddib, _ = translate_tensor(x, *unets, schedule, TranslateOptions(method="ddib", steps=4))
+    ddic, _ = translate_tensor(x, *unets, schedule, TranslateOptions(mode=mode, steps=4, lr=0.0))
+    assert torch.equal(ddic, ddib)
+
+
+def test_guide_window_outside_the_grid_is_ddib(schedule, gaussians, source):
+    ddib, _ = translate_tensor(source, *gaussians, schedule, TranslateOptions(method="ddib", steps=10))
+    # grid of 10 steps: t = 0, 111, 222, …; a window of [1, 100] holds none of them
+    ddic, trace = translate_tensor(source, *gaussians, schedule,
+                                   TranslateOptions(steps=10, guide_t_min=1, guide_t_max=100))
+    assert torch.equal(ddic, ddib) and trace.timesteps == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_guidance_moves_the_correlation_the_way_it_is_told(mode, schedule, gaussians, source):
+    """DDIB between Gaussians is an increasing affine map (r ≈ +1 between the chains); asking for negative
+    correlation must pull the final r down, and more strongly with a larger lr."""
+    finals = []
+    for lr in (0.0, 0.1, 0.3):
+        _, trace = translate_tensor(source, *gaussians, schedule,
+                                    TranslateOptions(mode=mode, steps=20, lr=lr, corr_sign="-1", median_kernel=3))
+        finals.append(-trace.correlation[-1].mean().item())  # the recorded value is s·r; s = −1
+    assert finals[0] > 0.95
+    assert finals[0] > finals[1] > finals[2] and finals[2] < 0.0
+
+
+def test_effective_lr_scales_with_steps():
+    assert TranslateOptions(steps=1000).effective_lr == pytest.approx(3.0)
+    assert TranslateOptions(steps=100).effective_lr == pytest.approx(30.0)
+    assert TranslateOptions(steps=50, lr=1.5, lr_reference_steps=100).effective_lr == pytest.approx(3.0)
+    assert TranslateOptions(method="ddib", steps=50).effective_lr == 0.0
+
+
+@pytest.mark.parametrize("field,value", [("method", "cyclegan"), ("mode", "fast"), ("steps", 1),
+                                         ("steps", 1001), ("lr", -1.0), ("median_kernel", 4),
+                                         ("corr_sign", "+2"), ("guide_t_min", 500), ("batch_size", 0),
+                                         ("device", "tpu"), ("precision", "fp16")])
+def test_options_refuse_bad_values(field, value):
+    kwargs = {field: value}
+    if field == "guide_t_min":
+        kwargs["guide_t_max"] = 100
+    with pytest.raises(DDICInputError, match="Invalid translation option"):
+        TranslateOptions(**kwargs)
+
+
+def test_options_dict_round_trip():
+    options = TranslateOptions(mode="cheap", steps=50, corr_sign="abs")
+    data = options.to_dict()
+    assert data["effective_lr"] == pytest.approx(60.0)
+    assert TranslateOptions.from_dict(data) == options
+    with pytest.raises(DDICInputError, match="Unknown"):
+        TranslateOptions.from_dict({"stepz": 3})
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_frame_result_does_not_depend_on_batch_size(mode, schedule, unets):
+    x = torch.rand(3, 1, TEST_SIZE, TEST_SIZE, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    options = TranslateOptions(mode=mode, steps=4)
+    together, _ = translate_tensor(x, *unets, schedule, options)
+    alone, _ = translate_tensor(x[1:2], *unets, schedule, options)
+    assert torch.allclose(together[1:2], alone, atol=2e-4)
+
+
+def test_translation_is_deterministic(schedule, unets):
+    x = torch.rand(2, 1, TEST_SIZE, TEST_SIZE, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    options = TranslateOptions(steps=3)
+    first, _ = translate_tensor(x, *unets, schedule, options)
+    second, _ = translate_tensor(x, *unets, schedule, options)
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("method,mode,forward,backward", [
+    ("ddib", "faithful", 2, 0),   # encode N + MRI decode N
+    ("ddic", "faithful", 4, 1),   # + US decode N, guided MRI forward+backward N, recompute N
+    ("ddic", "cached", 3, 1),     # US chain from the encoder
+    ("ddic", "cheap", 2, 0),      # no network backward, no recompute
+])
+def test_network_evaluations_per_step(method, mode, forward, backward, schedule, gaussians, source):
+    us, mri = GaussianEpsilon(0.1, 0.2, schedule.alpha_bar), GaussianEpsilon(-0.2, 0.3, schedule.alpha_bar)
+    translate_tensor(source, us, mri, schedule, TranslateOptions(method=method, mode=mode, steps=10))
+    assert us.counter.forward + mri.counter.forward == forward * 10
+    assert us.counter.backward + mri.counter.backward == backward * 10
+
+
+def test_translator_checks_its_models(random_models):
+    us, mri = (load_model(p) for p in random_models)
+    with pytest.raises(DDICModelError, match="'mri' model is needed"):
+        Translator(us, us, TranslateOptions(device="cpu"))
+    translator = Translator(us, mri, TranslateOptions(device="cpu", steps=2, batch_size=2))
+    seen = []
+    images = np.zeros((3, TEST_SIZE, TEST_SIZE), dtype=np.float32)
+    results = translator.translate(images, progress=lambda d, t, m: seen.append((d, t)))
+    assert [r.pseudo_mri.shape for r in results] == [(2, TEST_SIZE, TEST_SIZE), (1, TEST_SIZE, TEST_SIZE)]
+    assert seen[-1] == (8, 8) and len(seen) == 8  # 2 batches × (2 encode + 2 decode steps)
+    assert all(np.abs(r.pseudo_mri).max() <= 1.0 for r in results)
+    with pytest.raises(ValueError, match="expected"):
+        translator.translate(np.zeros((1, 16, 16), dtype=np.float32))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(random_models):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    us, mri = (load_model(p) for p in random_models)
+    with pytest.raises(DDICInputError, match="--device cpu"):
+        Translator(us, mri, TranslateOptions(device="cuda"))
+    with pytest.raises(DDICInputError, match="bf16"):
+        Translator(us, mri, TranslateOptions(device="cpu", precision="bf16"))
