@@ -1,6 +1,7 @@
 """``ddic translate`` end to end on PNG and NRRD frames with tiny models."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,29 @@ def test_models_trained_by_the_cli_translate_end_to_end(tmp_path, capsys):
     report = json.loads((out / "translate.json").read_text())
     assert report["us_model"].startswith("model@") and report["options"]["mode"] == "cached"
     assert "1 frame(s) translated" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_torchrun_shards_frames_across_ranks(frames, random_models, tmp_path):
+    """Two processes each translate their share of the frames; together they cover every frame once."""
+    import os
+    import subprocess
+    import sys
+
+    sitk.WriteImage(sitk.ReadImage(str(frames / "a.png")), str(frames / "c.png"))
+    us, mri = random_models
+    out = tmp_path / "sharded"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+         "-m", "ddic", "translate", str(frames), "--us-model", str(us), "--mri-model", str(mri),
+         "--out", str(out), "--steps", "2", "--method", "ddib", "--cpu"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    reports = [json.loads((out / f"translate_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    translated = sorted(Path(f["frame"]).name for r in reports for f in r["frames"])
+    assert translated == ["a.png", "b.nrrd", "c.png"]
+    assert {len(r["frames"]) for r in reports} == {1, 2}
+    for name in ("a_pseudo_mri.png", "b_pseudo_mri.nrrd", "c_pseudo_mri.png"):
+        assert (out / name).is_file()

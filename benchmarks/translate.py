@@ -41,6 +41,7 @@ def flops_per_call(unet, size: int, device: torch.device) -> tuple[float, float]
     """(forward, forward + input-gradient backward) FLOPs of one network call on one 1×size² image."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    unet.requires_grad_(False)  # as in translation: the backward computes input gradients only
     x = torch.randn(1, 1, size, size, device=device)
     t = torch.full((1,), 500, device=device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--steps", default="50,100,1000", help="N values to report")
     parser.add_argument("--run-steps", type=int, default=5, help="the most steps actually run per config")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per configuration; the fastest counts")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", help="fp32 and/or bf16 (CUDA only), comma list")
@@ -116,15 +118,20 @@ def main() -> None:
                         continue
                     run_variant(us, mri, schedule, size, batch, "ddib", 2, device)  # warm-up
                     measured = {}
+                    # repeats interleave the variants, and the fastest repeat counts, so that a burst of
+                    # other load on the machine hits every variant alike instead of skewing one ratio
+                    for repeat in range(args.repeats):
+                        for variant in args.variants.split(","):
+                            for ran in sorted({min(n, args.run_steps) for n in report_steps}):
+                                seconds, counts = run_variant(us, mri, schedule, size, batch, variant, ran, device)
+                                best = measured.get((variant, ran))
+                                if best is None or seconds < best[0]:
+                                    measured[(variant, ran)] = (seconds, counts)
+                                print(f"  {spec} b{batch} {precision} compile={compiled} {variant} "
+                                      f"ran N={ran} (repeat {repeat + 1}): {seconds:.2f} s", flush=True)
                     for variant in args.variants.split(","):
                         for steps in report_steps:
                             ran = min(steps, args.run_steps)
-                            if (variant, ran) not in measured:
-                                measured[(variant, ran)] = run_variant(us, mri, schedule, size, batch, variant,
-                                                                       ran, device)
-                                seconds, counts = measured[(variant, ran)]
-                                print(f"  {spec} b{batch} {precision} compile={compiled} {variant} "
-                                      f"ran N={ran}: {seconds:.2f} s", flush=True)
                             seconds, counts = measured[(variant, ran)]
                             scale = steps / ran
                             per_frame_flops = (counts["forward"] * fwd +
