@@ -12,3 +12,7 @@ CANONICAL_FIELD_OF_VIEW_MM = CANONICAL_SIZE_PX * CANONICAL_SPACING_MM
 def spacing_for_size(image_size: int) -> float:
     """Pixel spacing (mm) of a canonical image resampled to ``image_size`` pixels a side."""
     return CANONICAL_FIELD_OF_VIEW_MM / int(image_size)
+
+CANONICAL_ORIENTATION = "midline horizontal; occiput (atria) at the left edge, frontal horns and CSP at the right"
+"""*[decision]* method.md §5: "third ventricle horizontal and lateral ventricles on the left". The image x
+axis runs posterior → anterior and the head centre sits at the image centre."""
