@@ -32,7 +32,7 @@ def run_translate(frames, models, out, *extra):
 
 def test_translate_writes_results_with_input_geometry(frames, random_models, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run_translate(frames, random_models, out, "--batch-size", "1") == 0
+    assert run_translate(frames, random_models, out, "--batch-size", "1", "--geometry", "square") == 0
     a = sitk.ReadImage(str(out / "a_pseudo_mri.png"))
     assert a.GetSize() == (40, 27) and a.GetPixelIDTypeAsString() == "8-bit unsigned integer"
     b = sitk.ReadImage(str(out / "b_pseudo_mri.nrrd"))
@@ -51,12 +51,12 @@ def test_translate_writes_results_with_input_geometry(frames, random_models, tmp
 
 def test_ddib_and_refusal_to_overwrite(frames, random_models, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run_translate(frames, random_models, out, "--method", "ddib") == 0
+    assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square") == 0
     first = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "b_pseudo_mri.nrrd")))
     assert json.loads((out / "translate.json").read_text())["frames"][0]["final_correlation"] is None
-    assert run_translate(frames, random_models, out, "--method", "ddib") == 2
+    assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square") == 2
     assert "already exists" in capsys.readouterr().err
-    assert run_translate(frames, random_models, out, "--method", "ddib", "--overwrite") == 0
+    assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square", "--overwrite") == 0
     np.testing.assert_array_equal(first, sitk.GetArrayFromImage(sitk.ReadImage(str(out / "b_pseudo_mri.nrrd"))))
 
 
@@ -122,7 +122,7 @@ def test_torchrun_shards_frames_across_ranks(frames, random_models, tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
          "-m", "ddic", "translate", str(frames), "--us-model", str(us), "--mri-model", str(mri),
-         "--out", str(out), "--steps", "2", "--method", "ddib", "--cpu"],
+         "--out", str(out), "--steps", "2", "--method", "ddib", "--cpu", "--geometry", "square"],
         capture_output=True, text=True, env=env, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
     reports = [json.loads((out / f"translate_rank{r}.json").read_text()) for r in (0, 1)]
@@ -132,3 +132,31 @@ def test_torchrun_shards_frames_across_ranks(frames, random_models, tmp_path):
     assert {len(r["frames"]) for r in reports} == {1, 2}
     for name in ("a_pseudo_mri.png", "b_pseudo_mri.nrrd", "c_pseudo_mri.png"):
         assert (out / name).is_file()
+
+
+def test_head_geometry_on_an_hc18_like_frame(random_models, tmp_path):
+    """A full 800×540 B-mode-like frame: the skull is found, the head goes to the canonical grid and the
+    pseudo-MRI comes back on the frame's own grid."""
+    from hc18_synthetic import random_head, skull_frame
+
+    rng = np.random.default_rng(3)
+    ellipse, pixel_size, hc = random_head(rng)
+    frame = skull_frame(rng, ellipse, pixel_size)
+    sitk.WriteImage(sitk.GetImageFromArray(frame.astype(np.uint8)), str(tmp_path / "f.png"))
+    us, mri = random_models
+    out = tmp_path / "out"
+    args = ["translate", str(tmp_path / "f.png"), "--us-model", str(us), "--mri-model", str(mri),
+            "--out", str(out), "--steps", "2", "--method", "ddib", "--cpu"]
+    assert main(args) == 2  # a PNG carries no pixel size
+    assert main(args + ["--pixel-size", str(pixel_size)]) == 0
+    result = sitk.ReadImage(str(out / "f_pseudo_mri.png"))
+    assert result.GetSize() == (800, 540)
+    placed = json.loads((out / "translate.json").read_text())["frames"][0]["placement"]
+    assert placed["kind"] == "canonical_head" and placed["ellipse_source"] == "detected"
+    assert placed["hc_mm"] == pytest.approx(hc, rel=0.03)
+    given = f"{ellipse.cx},{ellipse.cy},{ellipse.a},{ellipse.b},{ellipse.angle_deg}"
+    assert main(args + ["--pixel-size", str(pixel_size), "--ellipse", given, "--overwrite",
+                        "--anterior", "right"]) == 0
+    placed = json.loads((out / "translate.json").read_text())["frames"][0]["placement"]
+    assert placed["ellipse_source"] == "given" and placed["orientation_source"] == "given"
+    assert placed["hc_mm"] == pytest.approx(hc, abs=0.01)

@@ -17,6 +17,7 @@ from ..io.atomic import write_text_atomic
 from ..io.images import image_stem, list_images, output_suffix, read_frame, write_like, write_png
 from ..io.preview import side_by_side, to_uint8_display
 from ..translate.options import CORRELATION_SIGNS, METHODS, MODES, MODE_NOTES, PRECISIONS, TranslateOptions
+from ..translate.placement import GEOMETRY_MODES, PlacementOptions
 from .common import tqdm_progress
 
 PSEUDO_MRI_SUFFIX = "_pseudo_mri"
@@ -53,6 +54,16 @@ def register(subparsers) -> None:
     p.add_argument("--cpu", action="store_true", help="force the CPU (same as --device cpu)")
     p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                    help="auto: bf16 network calls on CUDA, fp32 on the CPU")
+    p.add_argument("--geometry", choices=GEOMETRY_MODES, default="auto",
+                   help="auto: model-sized square frames are canonical, others get the head-ellipse transform; "
+                        "head: always the head transform; square: fit the whole frame (head-centred crops)")
+    p.add_argument("--pixel-size", type=float, metavar="MM",
+                   help="pixel size of picture frames (PNG/JPG carry none), needed by the head geometry")
+    p.add_argument("--ellipse", metavar="CX,CY,A,B,ANGLE",
+                   help="skull ellipse in frame pixels (centre, semi-axes, angle in degrees) instead of the "
+                        "automatic skull detection; only with a single frame")
+    p.add_argument("--anterior", choices=("auto", "right", "left"), default="auto",
+                   help="which end of the ellipse's major axis (the one on the frame's right) is frontal")
     p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
     p.set_defaults(func=run)
 
@@ -64,6 +75,23 @@ def options_from_args(args) -> TranslateOptions:
         corr_sign=args.corr_sign, guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
         clip_decode=not args.no_clip, batch_size=args.batch_size,
         device="cpu" if args.cpu else args.device, precision=args.precision)
+
+
+def placement_from_args(args, frame_count: int) -> PlacementOptions:
+    ellipse = None
+    if args.ellipse:
+        from ..geometry.ellipse import Ellipse
+
+        if frame_count != 1:
+            raise DDICInputError("--ellipse describes one frame; translate that frame alone.")
+        try:
+            cx, cy, a, b, angle = (float(v) for v in args.ellipse.split(","))
+        except ValueError:
+            raise DDICInputError(f"--ellipse needs five numbers CX,CY,A,B,ANGLE, got {args.ellipse!r}.") from None
+        ellipse = Ellipse(cx, cy, a, b, angle)
+    anterior = {"auto": None, "right": True, "left": False}[args.anterior]
+    return PlacementOptions(mode=args.geometry, ellipse=ellipse, pixel_size_mm=args.pixel_size,
+                            anterior_right=anterior)
 
 
 def expand_frames(items: list[str]) -> list[Path]:
@@ -108,6 +136,7 @@ def run(args) -> int:
     if world > 1 and options.device in ("auto", "cuda") and torch.cuda.is_available():
         options.device = f"cuda:{local_rank}"
     all_paths = expand_frames(args.frames)
+    placement = placement_from_args(args, len(all_paths))
     out: Path = args.out
     inputs = {p.resolve() for p in all_paths}
     for path in all_paths:
@@ -132,15 +161,15 @@ def run(args) -> int:
             chunk = paths[first:first + batch]
             frames = [read_frame(p) for p in chunk]
             offset = (first // batch) * translator.steps_per_image_batch
-            results = translate_frames(frames, translator,
-                                       progress=lambda d, t, m: bar(offset + d, total, m))
+            results = translate_frames(frames, translator, progress=lambda d, t, m: bar(offset + d, total, m),
+                                       placement=placement)
             for path, result in zip(chunk, results):
                 mri_path, preview_path = output_paths(path, out)
                 write_like(result.pseudo_mri, result.frame, mri_path)
                 left = to_uint8_display(result.frame.pixels, result.frame.is_8bit)
                 write_png(side_by_side(left, result.pseudo_mri), preview_path)
                 records.append({"frame": str(path), "pseudo_mri": str(mri_path), "preview": str(preview_path),
-                                "final_correlation": result.final_correlation})
+                                "final_correlation": result.final_correlation, "placement": result.placement})
     elapsed = time.perf_counter() - started
     report = {
         "options": options.to_dict(),

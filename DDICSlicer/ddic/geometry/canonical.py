@@ -8,6 +8,10 @@ CANONICAL_SIZE_PX = 128
 CANONICAL_SPACING_MM = 1.094
 CANONICAL_FIELD_OF_VIEW_MM = CANONICAL_SIZE_PX * CANONICAL_SPACING_MM
 
+HEAD_MASK_MARGIN_MM = 2.0
+"""*[decision]* Canonical US pixels farther than this outside the skull ellipse are zeroed, in the
+training data (``ddic prepare``) and at translation alike, so the models never see maternal tissue."""
+
 
 def spacing_for_size(image_size: int) -> float:
     """Pixel spacing (mm) of a canonical image resampled to ``image_size`` pixels a side."""

@@ -1,4 +1,4 @@
-"""Frames in, pseudo-MRI frames out: normalise → model grid → translate → back to the frame's geometry.
+"""Frames in, pseudo-MRI frames out: find the head → canonical grid → translate → back to the frame.
 
 This is the whole data path for one set of frames, shared by the CLI and the worker.
 """
@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry.square_fit import SquareFit
 from ..io.images import Frame
 from ..io.intensity import Normalisation
 from ..progress import ProgressCallback
 from .engine import Translator
+from .placement import PlacementOptions, place_frame
 
 
 @dataclass
@@ -23,17 +23,22 @@ class FrameResult:
     model_input: np.ndarray  # (S, S) in [−1, 1]: what the US model saw
     model_output: np.ndarray  # (S, S) in [−1, 1]: the pseudo-MRI on the model grid
     final_correlation: float | None  # r between the chains at the last guided level (DDIC only)
+    placement: dict | None = None  # how the head was found (kind, ellipse, HC, orientation)
 
 
-def translate_frames(frames: list[Frame], translator: Translator,
-                     progress: ProgressCallback | None = None) -> list[FrameResult]:
+def translate_frames(frames: list[Frame], translator: Translator, progress: ProgressCallback | None = None,
+                     placement: PlacementOptions | None = None) -> list[FrameResult]:
     """Translate frames with a :class:`Translator`; every result has its frame's shape and geometry."""
     normalisation: Normalisation = translator.us_model.normalisation
-    fits = [SquareFit(frame, translator.image_size) for frame in frames]
+    placement = placement or PlacementOptions()
+    placements = [place_frame(frame, translator.image_size, placement) for frame in frames]
     model_inputs = []
-    for frame, fit in zip(frames, fits):
+    for frame, place in zip(frames, placements):
         window = normalisation.window(frame.pixels)
-        model_inputs.append(normalisation.to_model(fit.to_model(), window))
+        canonical = place.transform.to_model()
+        if place.mask is not None:
+            canonical[~place.mask] = 0.0  # as the training data (ddic prepare) was masked
+        model_inputs.append(normalisation.to_model(canonical, window))
     batches = translator.translate(np.stack(model_inputs), progress=progress)
     outputs = np.concatenate([b.pseudo_mri for b in batches])
     finals: list[float | None] = []
@@ -43,14 +48,15 @@ def translate_frames(frames: list[Frame], translator: Translator,
         else:
             finals.extend([None] * len(b.pseudo_mri))
     results = []
-    for frame, fit, model_input, output, final in zip(frames, fits, model_inputs, outputs, finals):
+    for frame, place, model_input, output, final in zip(frames, placements, model_inputs, outputs, finals):
         display = Normalisation.to_display(output)
-        results.append(FrameResult(frame=frame, pseudo_mri=fit.to_frame(display), model_input=model_input,
-                                   model_output=output, final_correlation=final))
+        results.append(FrameResult(frame=frame, pseudo_mri=place.transform.to_frame(display),
+                                   model_input=model_input, model_output=output, final_correlation=final,
+                                   placement=place.info))
     return results
 
 
-def translate(frames: list[Frame], us_model, mri_model, options, progress: ProgressCallback | None = None
-              ) -> list[FrameResult]:
+def translate(frames: list[Frame], us_model, mri_model, options, progress: ProgressCallback | None = None,
+              placement: PlacementOptions | None = None) -> list[FrameResult]:
     """The engine's one-call entry point: frames + two loaded models + options → pseudo-MRI frames."""
-    return translate_frames(frames, Translator(us_model, mri_model, options), progress)
+    return translate_frames(frames, Translator(us_model, mri_model, options), progress, placement)

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DDICInputError
-from ...geometry.canonical import CANONICAL_SIZE_PX, spacing_for_size
+from ...geometry.canonical import CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM, spacing_for_size
 from ...progress import ProgressCallback, resolve
 
 CSV_NAME = "training_set_pixel_size_and_HC.csv"
@@ -58,7 +58,7 @@ CSV_COLUMNS = ("filename", "pixel size(mm)", "head circumference (mm)")
 HC_RANGE_MM = (170.0, 350.0)
 HC_AGREEMENT = 0.05
 """Largest relative difference between the annotation ellipse's HC and the CSV's HC."""
-MASK_MARGIN_MM = 2.0
+MASK_MARGIN_MM = HEAD_MASK_MARGIN_MM
 ANNOTATION_SUFFIX = "_Annotation"
 SPLITS = ("train", "test")
 MANIFEST_COLUMNS = (
