@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import DDICError
 
-SUBCOMMAND_MODULES = ("prepare", "train", "translate")
+SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom")
 
 
 def build_parser() -> argparse.ArgumentParser:
