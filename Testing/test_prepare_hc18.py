@@ -141,9 +141,9 @@ def test_cli_prepare_hc18(tmp_path, capsys):
     assert main(["prepare", "hc18", str(root), "--out", str(out), "--overwrite", "--test-fraction", "0"]) == 0
     assert {r["split"] for r in read_manifest(out / "manifest.csv")} == {"train"}
     assert leftovers(tmp_path) == []
-    # hc18 is the only dataset for now
-    with pytest.raises(SystemExit):
-        main(["prepare", "feta", str(root), "--out", str(out)])
+    # an HC18 folder is not a FeTA tree: a clear error, not a crash
+    assert main(["prepare", "feta", str(root), "--out", str(tmp_path / "feta_out")]) == 2
+    assert "No FeTA volume" in capsys.readouterr().err
 
 
 def test_rgb_frames_are_converted(tmp_path):

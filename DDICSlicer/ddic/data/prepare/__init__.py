@@ -4,5 +4,6 @@ Each preparer writes ``OUT/train/*.png``, ``OUT/test/*.png`` and ``OUT/manifest.
 file, kept or skipped, with the reason), atomically: a failed run leaves no partial output folder.
 """
 
-PREPARERS = ("hc18",)
-"""The datasets ``ddic prepare`` knows; FeTA and the CRL atlas (MRI side) are to come."""
+PREPARERS = ("hc18", "feta", "crl")
+"""The datasets ``ddic prepare`` knows: HC18 (ultrasound); FeTA and the CRL atlas (MRI, shared slice logic in
+:mod:`.mri_common`)."""
