@@ -24,6 +24,7 @@ from pathlib import Path
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX
 from ...progress import ProgressCallback
+from .output import check_out
 from .mri_common import (DEFAULT_SLICE_STEP_MM, DEFAULT_SLICES, MRIPrepareSummary, VolumeItem, check_options,
                          prepare_volumes)
 
@@ -73,9 +74,7 @@ def prepare_crl(root, out, *, n_slices: int = DEFAULT_SLICES, step_mm: float = D
     check_options(n_slices, step_mm, test_fraction, size)
     if not root.is_dir():
         raise DDICInputError(f"CRL atlas folder not found: {root}.")
-    from .hc18 import _check_out
-
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
     templates = find_templates(root)
     if not templates:
         raise DDICInputError(f"No CRL atlas template (STA<GA>.nii.gz, GA {GA_RANGE[0]}–{GA_RANGE[1]}) under {root}.")

@@ -24,6 +24,7 @@ from pathlib import Path
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX
 from ...progress import ProgressCallback
+from .output import check_out
 from .mri_common import (DEFAULT_SLICE_STEP_MM, DEFAULT_SLICES, MRIPrepareSummary, VolumeItem, check_options,
                          prepare_volumes)
 
@@ -119,9 +120,7 @@ def prepare_feta(root, out, *, n_slices: int = DEFAULT_SLICES, step_mm: float = 
     check_options(n_slices, step_mm, test_fraction, size)
     if not root.is_dir():
         raise DDICInputError(f"FeTA folder not found: {root}.")
-    from .hc18 import _check_out
-
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
     volumes = find_volumes(root)
     if not volumes:
         raise DDICInputError(f"No FeTA volume (sub-*/anat/*_T2w.nii.gz) under {root}.")

@@ -38,12 +38,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +49,7 @@ import numpy as np
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM, spacing_for_size
 from ...progress import ProgressCallback, resolve
+from .output import check_out, split_subjects, staged_output, write_manifest, write_summary
 
 CSV_NAME = "training_set_pixel_size_and_HC.csv"
 CSV_COLUMNS = ("filename", "pixel size(mm)", "head circumference (mm)")
@@ -60,7 +58,6 @@ HC_AGREEMENT = 0.05
 """Largest relative difference between the annotation ellipse's HC and the CSV's HC."""
 MASK_MARGIN_MM = HEAD_MASK_MARGIN_MM
 ANNOTATION_SUFFIX = "_Annotation"
-SPLITS = ("train", "test")
 MANIFEST_COLUMNS = (
     "filename", "source", "subject", "split", "output", "status", "reason", "notes",
     "hc_mm", "hc_fit_mm", "pixel_size_mm",
@@ -180,19 +177,6 @@ def annotation_name(filename: str) -> str:
     return f"{stem}{ANNOTATION_SUFFIX}{suffix}"
 
 
-def split_subjects(subjects, test_fraction: float, seed: int) -> set[str]:
-    """The subjects that go to the test split (a seeded shuffle of the sorted subject ids)."""
-    if not 0.0 <= float(test_fraction) < 1.0:
-        raise DDICInputError(f"--test-fraction must be in [0, 1), got {test_fraction}.")
-    unique = sorted(set(subjects))
-    n = len(unique)
-    if n < 2 or test_fraction == 0:
-        return set()
-    n_test = min(max(1, int(round(test_fraction * n))), n - 1)
-    order = np.random.default_rng(int(seed)).permutation(n)
-    return {unique[i] for i in order[:n_test]}
-
-
 def _index_files(root: Path) -> dict[str, list[Path]]:
     index: dict[str, list[Path]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -294,7 +278,7 @@ def prepare_hc18(root, out, *, csv_path=None, split_seed: int = 0, test_fraction
         raise DDICInputError(f"The HC range must be 0 < min < max, got {hc_range_mm}.")
     if mask_margin_mm < 0:
         raise DDICInputError(f"--mask-margin-mm must be ≥ 0, got {mask_margin_mm}.")
-    _check_out(out, overwrite)
+    check_out(out, overwrite)
     csv_file = find_csv(root, csv_path)
     rows = read_hc18_csv(csv_file)
     if not root.is_dir():
@@ -344,14 +328,6 @@ def prepare_hc18(root, out, *, csv_path=None, split_seed: int = 0, test_fraction
     return summary
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise DDICInputError(f"--out {out} exists and is not a folder.")
-        if any(out.iterdir()) and not overwrite:
-            raise DDICInputError(f"--out {out} is not empty; choose a new folder or pass --overwrite to replace it.")
-
-
 def _manifest_row(row: HC18Row, **values) -> dict:
     base = {c: "" for c in MANIFEST_COLUMNS}
     base.update(filename=row.filename, subject=subject_id(row.filename), hc_mm=repr(row.hc_mm),
@@ -362,15 +338,10 @@ def _manifest_row(row: HC18Row, **values) -> dict:
 
 def _write(out: Path, rows, prepared, skipped, test_subjects, summary: PrepareSummary, overwrite: bool,
            parameters: dict) -> None:
-    from ...io.atomic import write_text_atomic
     from ...io.images import image_stem, write_png
 
     by_name = {p.row.filename: p for p in prepared}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        for split in SPLITS:
-            (staging / split).mkdir()
+    with staged_output(out, overwrite) as staging:
         records = []
         for row in rows:
             p = by_name.get(row.filename)
@@ -392,36 +363,10 @@ def _write(out: Path, rows, prepared, skipped, test_subjects, summary: PrepareSu
                 ofd_mm=f"{2 * e.a * ps:.2f}", bpd_mm=f"{2 * e.b * ps:.2f}",
                 anterior_right=str(t.anterior_right).lower(), orientation_source=t.orientation_source,
                 near_field=t.near_field_side(), transform=t.to_json()))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        write_text_atomic(staging / "manifest.csv", buffer.getvalue())
+        write_manifest(staging, MANIFEST_COLUMNS, records)
         summary.train_subjects = len({subject_id(p.row.filename) for p in prepared} - set(test_subjects))
         summary.test_subjects = len(set(test_subjects))
         info = dict(parameters, rows=summary.rows, train=summary.train, test=summary.test,
                     skipped=len(summary.skipped), train_subjects=summary.train_subjects,
                     test_subjects=summary.test_subjects)
-        write_text_atomic(staging / "prepare.json", json.dumps(info, indent=2) + "\n")
-        _publish(staging, out, overwrite)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(staging: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished staging folder to ``out`` (replacing an old ``out`` only with ``overwrite``)."""
-    if out.exists():
-        _check_out(out, overwrite)
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        try:
-            os.replace(out, old / "previous")
-            try:
-                os.replace(staging, out)
-            except OSError:
-                os.replace(old / "previous", out)  # put the previous result back
-                raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+        write_summary(staging, info)

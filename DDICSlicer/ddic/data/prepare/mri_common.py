@@ -38,12 +38,8 @@ moved into place only when complete, with ``train/``, ``test/``, ``manifest.csv`
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +48,7 @@ import numpy as np
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, spacing_for_size
 from ...progress import ProgressCallback, resolve
-from .hc18 import SPLITS, _check_out, _publish, split_subjects
+from .output import split_subjects, staged_output, write_manifest, write_summary
 
 LEVEL_SPACING_MM = 1.0
 """Isotropic grid (mm) the label map is resampled onto to find the TT level."""
@@ -435,15 +431,9 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _write(dataset, root, out, results, skipped_volumes, test_subjects, summary, overwrite, info) -> None:
-    from ...io.atomic import write_text_atomic
     from ...io.images import write_png
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _check_out(out, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        for split in SPLITS:
-            (staging / split).mkdir()
+    with staged_output(out, overwrite) as staging:
         records = []
 
         def row(item: VolumeItem, **values):
@@ -476,19 +466,11 @@ def _write(dataset, root, out, results, skipped_volumes, test_subjects, summary,
                 setattr(summary, split, getattr(summary, split) + 1)
                 records.append(row(r.item, split=split, output=output, status="ok",
                                    window_low=f"{s.window[0]:.4g}", window_high=f"{s.window[1]:.4g}", **values))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        write_text_atomic(staging / "manifest.csv", buffer.getvalue())
+        write_manifest(staging, MANIFEST_COLUMNS, records)
         subjects = {r.item.subject for r in results}
         summary.test_subjects = len(subjects & set(test_subjects))
         summary.train_subjects = len(subjects) - summary.test_subjects
         info = dict(info, volumes=summary.volumes, train=summary.train, test=summary.test,
                     skipped=len(summary.skipped), train_subjects=summary.train_subjects,
                     test_subjects=summary.test_subjects)
-        write_text_atomic(staging / "prepare.json", json.dumps(info, indent=2) + "\n")
-        _publish(staging, out, overwrite)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        write_summary(staging, info)
