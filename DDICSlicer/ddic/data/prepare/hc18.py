@@ -41,7 +41,7 @@ import io
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ import numpy as np
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM, spacing_for_size
 from ...progress import ProgressCallback, resolve
-from .output import check_out, split_subjects, staged_output, write_manifest, write_summary
+from .output import SplitSummary, check_out, split_subjects, staged_output, write_manifest, write_summary
 
 CSV_NAME = "training_set_pixel_size_and_HC.csv"
 CSV_COLUMNS = ("filename", "pixel size(mm)", "head circumference (mm)")
@@ -82,18 +82,8 @@ class HC18Row:
 
 
 @dataclass
-class PrepareSummary:
-    out: Path
-    rows: int
-    train: int
-    test: int
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    train_subjects: int = 0
-    test_subjects: int = 0
-
-    @property
-    def manifest(self) -> Path:
-        return self.out / "manifest.csv"
+class PrepareSummary(SplitSummary):
+    rows: int = 0  # rows of the HC18 CSV
 
 
 # ---------------------------------------------------------------------------------------------------------

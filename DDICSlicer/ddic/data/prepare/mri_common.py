@@ -48,7 +48,7 @@ import numpy as np
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, spacing_for_size
 from ...progress import ProgressCallback, resolve
-from .output import split_subjects, staged_output, write_manifest, write_summary
+from .output import SplitSummary, split_subjects, staged_output, write_manifest, write_summary
 
 LEVEL_SPACING_MM = 1.0
 """Isotropic grid (mm) the label map is resampled onto to find the TT level."""
@@ -109,18 +109,8 @@ class VolumeResult:
 
 
 @dataclass
-class MRIPrepareSummary:
-    out: Path
-    volumes: int
-    train: int = 0
-    test: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    train_subjects: int = 0
-    test_subjects: int = 0
-
-    @property
-    def manifest(self) -> Path:
-        return self.out / "manifest.csv"
+class MRIPrepareSummary(SplitSummary):
+    volumes: int = 0  # volumes found, prepared or skipped
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A failed or interrupted run therefore leaves no half-written OUT, and a previous result in OUT is replaced
 only with ``--overwrite`` and only once the new one is whole. Also the two files every preparer writes
-(``manifest.csv``, ``prepare.json``) and the by-subject train/test split.
+(``manifest.csv``, ``prepare.json``), their summary record and the by-subject train/test split.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -23,6 +24,22 @@ from ...errors import DDICInputError
 from ...io.atomic import write_text_atomic
 
 SPLITS = ("train", "test")
+
+
+@dataclass
+class SplitSummary:
+    """What a preparer wrote: image counts per split, skipped inputs with reasons, subjects per split."""
+
+    out: Path
+    train: int = 0
+    test: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    train_subjects: int = 0
+    test_subjects: int = 0
+
+    @property
+    def manifest(self) -> Path:
+        return self.out / "manifest.csv"
 
 
 def check_out(out: Path, overwrite: bool) -> None:
