@@ -153,7 +153,11 @@ def test_head_geometry_on_an_hc18_like_frame(random_models, tmp_path):
     assert result.GetSize() == (800, 540)
     placed = json.loads((out / "translate.json").read_text())["frames"][0]["placement"]
     assert placed["kind"] == "canonical_head" and placed["ellipse_source"] == "detected"
-    assert placed["hc_mm"] == pytest.approx(hc, rel=0.03)
+    # the synthetic ring is centred on `ellipse`; the detector reports the outer skull (default
+    # boundary="outer"): half a Wong-law bone thickness outside the echo's centre line
+    from ddic.geometry.skull import skull_thickness_from_bpd_mm
+    half_bone_px = 0.5 * float(skull_thickness_from_bpd_mm(2.0 * ellipse.b * pixel_size)) / pixel_size
+    assert placed["hc_mm"] == pytest.approx(ellipse.offset(half_bone_px).hc_mm(pixel_size), rel=0.03)
     given = f"{ellipse.cx},{ellipse.cy},{ellipse.a},{ellipse.b},{ellipse.angle_deg}"
     assert main(args + ["--pixel-size", str(pixel_size), "--ellipse", given, "--overwrite",
                         "--anterior", "right"]) == 0

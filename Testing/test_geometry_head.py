@@ -8,15 +8,21 @@ import time
 
 import numpy as np
 import pytest
-
 from ddic.errors import DDICInputError
 from ddic.geometry.canonical import spacing_for_size
-from ddic.geometry.ellipse import (Ellipse, detect_skull_ellipse, fit_annotation, fit_ellipse,
-                                   ramanujan_circumference, semi_axes_for_circumference)
+from ddic.geometry.ellipse import (
+    Ellipse,
+    detect_skull_ellipse,
+    fit_annotation,
+    fit_ellipse,
+    ramanujan_circumference,
+    ramanujan_perimeter,
+    semi_axes_for_circumference,
+)
 from ddic.geometry.head import CanonicalHeadTransform, FrameGeometry, guess_anterior
+from ddic.geometry.skull import bpd_outer_outer_mm, skull_thickness_from_bpd_mm
 from ddic.io.images import Frame
-
-from hc18_synthetic import H, W, outline, random_head, skull_frame
+from hc18_synthetic import H, W, in_sector, outline, random_head, skull_frame
 
 
 def angle_diff(a: float, b: float) -> float:
@@ -60,6 +66,47 @@ def test_ramanujan_matches_numeric_perimeter(ratio):
     assert ramanujan_circumference(a, b) == pytest.approx(numeric, rel=1e-5)
     a2, b2 = semi_axes_for_circumference(numeric, ratio)
     assert (a2, b2) == pytest.approx((a, b), rel=1e-5)
+
+
+def test_ramanujan_perimeter_hand_values_and_vectorisation():
+    # a = 100, b = 80: h = (20/180)² = 1/81, P = π·180·(1 + (3/81)/(10 + √(4 − 3/81))) = 567.23335778…
+    h = 1.0 / 81.0
+    hand = math.pi * 180.0 * (1.0 + 3.0 * h / (10.0 + math.sqrt(4.0 - 3.0 * h)))
+    assert hand == pytest.approx(567.2333578, abs=1e-6)
+    assert ramanujan_perimeter(100.0, 80.0) == pytest.approx(hand, rel=1e-12)
+    assert isinstance(ramanujan_perimeter(100.0, 80.0), float)
+    assert ramanujan_perimeter(7.0, 7.0) == pytest.approx(2.0 * math.pi * 7.0, rel=1e-12)  # a circle
+    out = ramanujan_perimeter(np.array([[100.0], [50.0]]), np.array([80.0, 50.0]))  # broadcasts
+    assert out.shape == (2, 2)
+    assert out[0, 0] == pytest.approx(hand) and out[1, 1] == pytest.approx(2.0 * math.pi * 50.0)
+    assert np.isnan(ramanujan_perimeter(np.array([0.0, 3.0]), 2.0)[0])
+    # one formula everywhere: the old names are the same function, and Ellipse / the phantom use it
+    from ddic.data.phantom import biometry
+    assert ramanujan_circumference is ramanujan_perimeter and biometry.ramanujan_perimeter is ramanujan_perimeter
+    assert Ellipse(0.0, 0.0, 100.0, 80.0).circumference == pytest.approx(hand, rel=1e-12)
+
+
+def test_ramanujan_perimeter_is_exact_to_1e_9_for_heads():
+    special = pytest.importorskip("scipy.special")
+    for ratio in (0.5, 0.6, 0.75, 0.9, 1.0):
+        exact = 4.0 * 100.0 * special.ellipe(1.0 - ratio**2)  # 4a·E(e²)
+        assert ramanujan_perimeter(100.0, 100.0 * ratio) == pytest.approx(exact, rel=1e-9)
+
+
+def test_skull_thickness_law_wong_2018_hand_values():
+    # BPDoo = 0.555934 + 1.027318·BPDoi; t = BPDoo − BPDoi = 0.555934 + 0.027318·BPDoi
+    assert bpd_outer_outer_mm(80.0) == pytest.approx(0.555934 + 1.027318 * 80.0, abs=1e-12)
+    assert bpd_outer_outer_mm(80.0) == pytest.approx(82.741374, abs=1e-9)
+    assert skull_thickness_from_bpd_mm(80.0) == pytest.approx(2.741374, abs=1e-9)
+    assert skull_thickness_from_bpd_mm(50.0) == pytest.approx(0.555934 + 1.3659, abs=1e-9)
+    bpd = np.array([45.0, 60.0, 95.0])
+    assert np.allclose(skull_thickness_from_bpd_mm(bpd), bpd_outer_outer_mm(bpd) - bpd)
+    # the phantom's biometry uses this law (one source of truth): 2.0 mm at 21 w → 3.1 mm at 38 w
+    from ddic.data.phantom import biometry
+    assert biometry.bpd_outer_outer_mm is bpd_outer_outer_mm
+    for ga in (21.0, 30.0, 38.0):
+        assert biometry.skull_thickness_mm(ga) == pytest.approx(
+            skull_thickness_from_bpd_mm(biometry.bpd_mean_mm(ga)), rel=1e-12)
 
 
 def test_fit_recovers_known_ellipses_from_noisy_points():
@@ -234,7 +281,7 @@ def test_near_field_side_and_mirror():
 def test_same_methods_as_square_fit():
     """The head transform can stand in for SquareFit in translate/frames.py (to_model(), to_frame())."""
     rng = np.random.default_rng(4)
-    t, ellipse, _ = make_transform(rng, size=32)
+    t, _ellipse, _ = make_transform(rng, size=32)
     model = t.to_model()
     assert model.shape == (32, 32)
     assert t.to_frame(model).shape == (H, W)
@@ -281,7 +328,7 @@ def detection_run(seed: int, n: int, hard: bool) -> tuple[np.ndarray, int, list[
         frame = skull_frame(rng, ellipse, ps, thickness_mm=rng.uniform(2.0, 4.0),
                             csp_side=rng.choice([-1.0, 1.0]), hard=hard)
         try:
-            found = detect_skull_ellipse(frame, ps)
+            found = detect_skull_ellipse(frame, ps, boundary="centre")  # the synthetic ring is centred
         except DDICInputError as exc:
             assert "≥ 5 points" in str(exc)
             failures += 1
@@ -300,7 +347,7 @@ def detection_run(seed: int, n: int, hard: bool) -> tuple[np.ndarray, int, list[
 
 @pytest.mark.slow
 def test_detect_skull_ellipse_recovers_hc_on_synthetic_frames():
-    errors, failures, confidences = detection_run(2024, 20, hard=False)
+    errors, _failures, confidences = detection_run(2024, 20, hard=False)
     assert np.sum(errors < 0.03) / 20 >= 0.9
     assert min(confidences) > 0.7
 
@@ -309,20 +356,62 @@ def test_detect_skull_ellipse_recovers_hc_on_synthetic_frames():
 def test_detect_skull_ellipse_on_hard_frames():
     """Faint skull with deep lateral drop-out, a bright maternal wall and bright blobs: the detector may
     refuse, but should rarely be wrong."""
-    errors, failures, _ = detection_run(8, 12, hard=True)
+    errors, _failures, _ = detection_run(8, 12, hard=True)
     assert np.sum(errors < 0.03) / 12 >= 0.75
     assert np.sum(errors >= 0.03) <= 1
 
 
-def test_detect_outer_boundary_and_failure_advice():
+def two_sided_skull_frame(rng: np.random.Generator, outer: Ellipse, ps: float, thickness_mm: float) -> np.ndarray:
+    """A frame whose skull echo follows the B-mode physics the outer-boundary step relies on (and the
+    phantom renders): with the probe at the top, the brightest echo is the *first* bone surface along the
+    beam — the outer surface on the near side, the inner one on the far side — the bone behind it is
+    fainter, and the scalp over the near-side bone is echogenic."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    pts = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    d = (outer.distance(pts) * ps).reshape(H, W)  # mm from the outer surface, > 0 outside
+    local = outer.to_local(pts)
+    gradient = np.stack([local[:, 0] / outer.a**2, local[:, 1] / outer.b**2], axis=1)  # outward normal
+    near = (gradient @ np.stack([outer.major_axis, outer.minor_axis]))[:, 1].reshape(H, W) < 0  # faces up
+    t = thickness_mm
+
+    def spike(at: float) -> np.ndarray:  # a specular echo blurred by the axial PSF
+        return np.exp(-0.5 * ((d - at) / 0.35) ** 2)
+
+    bone = (d > -t) & (d < 0)
+    image = np.where(d < 0, 0.22, 0.12)
+    near_echo = np.maximum.reduce([spike(0.0), np.where(bone, 0.6, 0.0),
+                                   np.where((d >= 0) & (d < 2.5), 0.45, 0.0)])
+    far_echo = np.maximum.reduce([spike(-t), np.where(bone, 0.45, 0.0), 0.3 * spike(0.0)])
+    image = np.maximum(image, np.where(near, near_echo, far_echo))
+    image *= 0.8 + 0.4 * rng.random((H, W))  # speckle-like texture
+    image[~in_sector(pts, margin_px=0.0).reshape(H, W)] = 0.0
+    return np.clip(image * 230.0, 0, 255).astype(np.uint8)
+
+
+def test_detect_outer_boundary_finds_the_outer_skull_surface():
+    """Near side: the echo peak is the outer surface; far side: the inner surface, one bone thickness
+    (Wong law) inside. The centre line of such an echo lies inside the outer skull; ``outer`` (the
+    default) recovers the outer ellipse, centre included."""
+    rng = np.random.default_rng(5)
+    for angle in (10.0, -20.0):
+        outer_truth, ps, hc = random_head(rng, hc_range=(220.0, 300.0), angle_deg=angle, span=(0.5, 0.65))
+        t_mm = float(skull_thickness_from_bpd_mm(2.0 * outer_truth.b * ps - 2.6))
+        frame = two_sided_skull_frame(rng, outer_truth, ps, t_mm)
+        centre = detect_skull_ellipse(frame, ps, boundary="centre")
+        outer = detect_skull_ellipse(frame, ps)
+        assert centre.hc_mm < 0.985 * hc  # the echo centre line lies inside the outer skull
+        assert outer.hc_mm == pytest.approx(hc, rel=0.015)
+        assert outer.hc_mm == pytest.approx(outer.ellipse.hc_mm(ps))
+        assert math.hypot(outer.ellipse.cx - outer_truth.cx, outer.ellipse.cy - outer_truth.cy) * ps < 0.8
+        assert outer.confidence == pytest.approx(centre.confidence)
+
+
+def test_detect_failure_advice():
     rng = np.random.default_rng(99)
     ellipse, ps, _ = random_head(rng, angle_deg=10.0)
     frame = skull_frame(rng, ellipse, ps, thickness_mm=4.0)
-    centre = detect_skull_ellipse(frame, ps)
-    outer = detect_skull_ellipse(frame, ps, boundary="outer")
-    outer_truth = ellipse.offset(2.0 / ps).hc_mm(ps)  # half the 4 mm echo outside the centre line
-    assert outer.hc_mm > centre.hc_mm
-    assert outer.hc_mm == pytest.approx(outer_truth, rel=0.03)
+    with pytest.raises(DDICInputError, match="boundary"):
+        detect_skull_ellipse(frame, ps, boundary="inner")
     noise = np.random.default_rng(1).integers(0, 60, size=(H, W)).astype(np.uint8)
     with pytest.raises(DDICInputError, match="≥ 5 points"):
         detect_skull_ellipse(noise, 0.2)

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from ddic.errors import DDICInputError
 from ddic.geometry.ellipse import detect_skull_ellipse
 from ddic.io.images import read_frame
@@ -27,7 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="folder with HC18-style frames and CSV")
     parser.add_argument("--boundary", choices=("centre", "outer"), default="outer",
-                        help="which skull boundary the detector reports (HC18 / phantom CSVs: outer)")
+                        help="which skull boundary the detector reports (default outer: the HC18 / phantom "
+                             "CSV convention)")
     parser.add_argument("--tolerance", type=float, default=0.03, help="relative HC error counted as success")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N frames")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/skull_fit.json"))
@@ -55,7 +55,8 @@ def main() -> None:
                         "confidence": confidence, "seconds": seconds})
         print(f"{name}: HC {float(hc):.1f} mm, estimate {estimate if estimate is None else round(estimate, 1)}, "
               f"error {error if error is None else f'{100 * error:+.2f} %'}", flush=True)
-    errors = np.array([abs(r["relative_error"]) for r in records if r["relative_error"] is not None])
+    signed = np.array([r["relative_error"] for r in records if r["relative_error"] is not None])
+    errors = np.abs(signed)
     refused = sum(r["estimate_mm"] is None for r in records)
     success = int(np.sum(errors <= args.tolerance))
     summary = {
@@ -64,6 +65,8 @@ def main() -> None:
         "median_abs_error": float(np.median(errors)) if errors.size else None,
         "p95_abs_error": float(np.percentile(errors, 95)) if errors.size else None,
         "max_abs_error": float(errors.max()) if errors.size else None,
+        "mean_signed_error": float(signed.mean()) if signed.size else None,
+        "signed_error_range": [float(signed.min()), float(signed.max())] if signed.size else None,
         "median_seconds": float(np.median([r["seconds"] for r in records])),
     }
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "root": str(args.root),

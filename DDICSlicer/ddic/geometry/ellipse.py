@@ -18,8 +18,9 @@ Conventions (used throughout ``ddic``):
   convention is not verified against real annotations (``anatomy.md`` §9, open item 4): re-drawing a few
   training ellipses over their ``*_Annotation.png`` settles it. Fitting the annotation outline itself
   (:func:`fit_annotation`) never depends on it.
-* **HC** is Ramanujan's first approximation of the perimeter, π[3(a+b) − √((3a+b)(a+3b))], as used for
-  the HC18 reference values; its relative error is < 1e-5 for axis ratios ≥ 0.5.
+* **HC** is Ramanujan's second approximation of the perimeter, π(a+b)[1 + 3h/(10 + √(4 − 3h))] with
+  h = ((a−b)/(a+b))², the HC18 / INTERGROWTH convention (:func:`ramanujan_perimeter`, the one formula for
+  every HC in ``ddic``); its relative error is < 1e-9 for axis ratios ≥ 0.5.
 
 Only numpy (fitting) and SimpleITK (image smoothing, in the detector) are used at run time.
 """
@@ -33,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DDICInputError
+from .skull import skull_thickness_from_bpd_mm
 
 # ---------------------------------------------------------------------------------------------------------
 # The ellipse
@@ -88,25 +90,25 @@ class Ellipse:
 
     @property
     def circumference(self) -> float:
-        """Perimeter in the ellipse's own units (Ramanujan's first approximation)."""
-        return ramanujan_circumference(self.a, self.b)
+        """Perimeter in the ellipse's own units (:func:`ramanujan_perimeter`)."""
+        return ramanujan_perimeter(self.a, self.b)
 
     def hc_mm(self, pixel_size_mm: float) -> float:
         """Head circumference in mm of an ellipse given in pixels of ``pixel_size_mm``."""
         return self.circumference * _positive_pixel_size(pixel_size_mm)
 
     # ---- units
-    def scaled(self, factor: float) -> "Ellipse":
+    def scaled(self, factor: float) -> Ellipse:
         """The same ellipse with every length (centre included) multiplied by ``factor``."""
         f = float(factor)
         return Ellipse(self.cx * f, self.cy * f, self.a * f, self.b * f, self.angle_deg)
 
-    def to_mm(self, pixel_size_mm: float) -> "Ellipse":
+    def to_mm(self, pixel_size_mm: float) -> Ellipse:
         """Pixels → mm (centre measured from the centre of pixel (0, 0), as in HC18)."""
         return self.scaled(_positive_pixel_size(pixel_size_mm))
 
     @classmethod
-    def from_mm(cls, ellipse_mm: "Ellipse", pixel_size_mm: float) -> "Ellipse":
+    def from_mm(cls, ellipse_mm: Ellipse, pixel_size_mm: float) -> Ellipse:
         """mm → pixels (the inverse of :meth:`to_mm`)."""
         return ellipse_mm.scaled(1.0 / _positive_pixel_size(pixel_size_mm))
 
@@ -117,7 +119,7 @@ class Ellipse:
                 "semi_axes_b_mm": mm.b, "angle_rad": mm.angle_rad}
 
     @classmethod
-    def from_hc18(cls, row: dict, pixel_size_mm: float) -> "Ellipse":
+    def from_hc18(cls, row: dict, pixel_size_mm: float) -> Ellipse:
         mm = cls(float(row["center_x_mm"]), float(row["center_y_mm"]), float(row["semi_axes_a_mm"]),
                  float(row["semi_axes_b_mm"]), math.degrees(float(row["angle_rad"])))
         return cls.from_mm(mm, pixel_size_mm)
@@ -126,7 +128,7 @@ class Ellipse:
         return {k: float(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Ellipse":
+    def from_dict(cls, data: dict) -> Ellipse:
         try:
             return cls(float(data["cx"]), float(data["cy"]), float(data["a"]), float(data["b"]),
                        float(data.get("angle_deg", 0.0)))
@@ -165,7 +167,7 @@ class Ellipse:
         yy, xx = np.mgrid[0:h, 0:w]
         return self.contains(np.stack([xx.ravel(), yy.ravel()], axis=1), margin).reshape(h, w)
 
-    def offset(self, delta: float) -> "Ellipse":
+    def offset(self, delta: float) -> Ellipse:
         """Both semi-axes grown by ``delta`` (an ellipse approximating the parallel curve at distance delta)."""
         return Ellipse(self.cx, self.cy, self.a + delta, self.b + delta, self.angle_deg)
 
@@ -180,15 +182,28 @@ def normalise_angle_deg(angle: float) -> float:
     return angle
 
 
-def ramanujan_circumference(a: float, b: float) -> float:
-    """Ramanujan's first approximation of the perimeter of an ellipse with semi-axes a, b."""
-    a, b = float(a), float(b)
-    return math.pi * (3.0 * (a + b) - math.sqrt((3.0 * a + b) * (a + 3.0 * b)))
+def ramanujan_perimeter(a, b):
+    """Perimeter of an ellipse with semi-axes a, b (Ramanujan II; the HC18 / IG convention for HC).
+
+    π(a+b)·[1 + 3h/(10 + √(4 − 3h))], h = ((a−b)/(a+b))². Scalars give a float, arrays (broadcast) an
+    array; non-positive axes give NaN rather than an exception, so vectorised callers can mask them.
+    """
+    a_arr = np.asarray(a, dtype=np.float64)
+    b_arr = np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = ((a_arr - b_arr) / (a_arr + b_arr)) ** 2
+        perimeter = np.pi * (a_arr + b_arr) * (1.0 + 3.0 * h / (10.0 + np.sqrt(4.0 - 3.0 * h)))
+        perimeter = np.where((a_arr > 0) & (b_arr > 0), perimeter, np.nan)
+    return float(perimeter) if perimeter.ndim == 0 else perimeter
+
+
+ramanujan_circumference = ramanujan_perimeter
+"""The former name of :func:`ramanujan_perimeter` (kept for existing callers; same function)."""
 
 
 def semi_axes_for_circumference(hc: float, axis_ratio: float) -> tuple[float, float]:
     """Semi-axes (a, b) of an ellipse with perimeter ``hc`` and ``b/a = axis_ratio`` (for phantoms, tests)."""
-    a = float(hc) / ramanujan_circumference(1.0, float(axis_ratio))
+    a = float(hc) / ramanujan_perimeter(1.0, float(axis_ratio))
     return a, a * float(axis_ratio)
 
 
@@ -439,6 +454,19 @@ CENTRE_PEAKS = 2
 """Head-centre candidates from normal voting; each gets its own RANSAC on the ridge points facing it."""
 """The best distinct RANSAC ellipses (by inlier weight) that are refined and ranked by echo evidence."""
 MAX_CANDIDATES = 2500
+OUTER_SECTORS = 72
+"""``boundary="outer"``: the centre-line ellipse is cut into this many sectors (5°, parametric angle) whose
+mean intensity profiles locate the skull's specular echo (see :func:`_outer_skull`)."""
+OUTER_SEARCH_MM = 4.0
+"""Profiles reach this far in and out of the centre line (the bone and scalp band is ≈ 5 mm thick)."""
+OUTER_PROFILE_SMOOTHING_MM = 0.2
+OUTER_MIN_BEAM_COS = 0.5
+"""Sectors whose normal is within 60° of the beam (vertical) show the specular bone echo; the others
+(the beam runs along the skull) are left out."""
+OUTER_MIN_SECTORS = 4
+"""Sectors needed on each side (near and far); with fewer the outer boundary is the centre line grown
+by half the bone thickness."""
+OUTER_RESIDUAL_MM = 1.0
 
 _FAIL_ADVICE = ("Fit from ≥ 5 points on the skull instead (e.g. mark points on the outer skull outline "
                 "and use fit_ellipse), or give the HC18 annotation.")
@@ -455,7 +483,7 @@ class SkullDetection(NamedTuple):
     hc_mm: float
 
 
-def detect_skull_ellipse(frame_pixels, pixel_size_mm: float, *, boundary: str = "centre",
+def detect_skull_ellipse(frame_pixels, pixel_size_mm: float, *, boundary: str = "outer",
                          seed: int = 0) -> SkullDetection:
     """Find the skull echo of a transthalamic US frame and fit an ellipse to it (no annotation needed).
 
@@ -479,10 +507,18 @@ def detect_skull_ellipse(frame_pixels, pixel_size_mm: float, *, boundary: str = 
     6. **Checks**: plausibility again, and echo coverage ≥ :data:`MIN_COVERAGE` (skull echoes drop out
        where the beam runs along them, so full coverage is not required; random speckle ridges never
        reach it).
+    7. **Outer surface** (``boundary="outer"``): per sector, the brightest point of the skull echo is
+       the first bone surface along the beam — outer on the near side, inner on the far side, where one
+       Wong-law bone thickness is added; a robust fit of a growth plus a centre shift to these offsets
+       moves the centre line onto the outer skull (:func:`_outer_skull`). Assumes the probe at the top
+       of the frame (HC18 and the phantom).
 
-    ``boundary="centre"`` returns the centre line of the skull echo; ``"outer"`` grows the ellipse by
-    the measured half-thickness of the echo (outer skull border, the clinical HC caliper position).
-    *[?]* Which of the two HC18's annotations follow is to be checked on real frames.
+    ``boundary="outer"`` (the default) returns the outer skull surface — the HC18 / INTERGROWTH HC
+    convention and the ellipse :class:`ddic.geometry.head.CanonicalHeadTransform` expects — located from
+    the bone's specular echo on the near and far side and the bone thickness (see :func:`_outer_skull`);
+    ``"centre"`` returns the centre line of the skull echo (whose depth in the bone differs between the
+    near and the far side: ≈ 2–5 % below the outer HC on the phantom).
+    *[?]* That HC18's annotations follow the outer surface is to be confirmed on real frames.
 
     ``confidence`` = coverage × exp(−½ (rms / tolerance)²). Raises :class:`DDICInputError` with advice when
     no plausible skull ellipse is found.
@@ -498,7 +534,7 @@ def detect_skull_ellipse(frame_pixels, pixel_size_mm: float, *, boundary: str = 
         raise DDICInputError("The frame is blank (no intensity variation); no skull can be detected. "
                              + _FAIL_ADVICE)
     image = np.clip((work - lo) / (hi - lo), 0.0, 1.0)
-    valid = _interior_of_sector(work, lo, margin_px=int(math.ceil(3.0 * RIDGE_SIGMA_MM / spacing)) + 1)
+    valid = _interior_of_sector(work, lo, margin_px=math.ceil(3.0 * RIDGE_SIGMA_MM / spacing) + 1)
 
     sigma = max(RIDGE_SIGMA_MM / spacing, 1.0)
     strength, normal = _ridges(image, sigma)
@@ -551,10 +587,10 @@ def detect_skull_ellipse(frame_pixels, pixel_size_mm: float, *, boundary: str = 
         raise DDICInputError(
             f"The skull echo found covers only {coverage:.0%} of the head outline (need "
             f"{MIN_COVERAGE:.0%}). " + _FAIL_ADVICE)
-    if boundary == "outer":
-        ellipse = ellipse.offset(_outer_offset_px(smooth, ellipse, pts[inliers], spacing))
     confidence = coverage * math.exp(-0.5 * (residual_mm / INLIER_TOLERANCE_MM) ** 2)
     in_frame = ellipse.scaled(scale)
+    if boundary == "outer":
+        in_frame = _outer_skull(frame, in_frame, pixel_size, valid, scale)
     return SkullDetection(ellipse=in_frame, confidence=float(confidence), coverage=float(coverage),
                           residual_mm=residual_mm, n_points=int(inliers.sum()),
                           hc_mm=in_frame.hc_mm(pixel_size))
@@ -658,7 +694,7 @@ def _interior_of_sector(work: np.ndarray, low: float, margin_px: int) -> np.ndar
 
 
 def _gaussian_kernels(sigma: float):
-    radius = int(math.ceil(4.0 * sigma))
+    radius = math.ceil(4.0 * sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     g = np.exp(-0.5 * (x / sigma) ** 2)
     g /= g.sum()
@@ -742,7 +778,7 @@ def _ransac(pts, wts, tol, spacing, frame_wh, rng, keep: int = RANSAC_KEEP, all_
         cx, cy, a, b, angle, valid = conics_to_ellipses(conics)
         cx, cy, a, b = cx * scale + mean[0], cy * scale + mean[1], a * scale, b * scale
         with np.errstate(invalid="ignore"):
-            hc = np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b))) * spacing
+            hc = ramanujan_perimeter(a, b) * spacing
             valid &= _plausible(hc, b / a)
             valid &= (cx >= 0) & (cx <= w - 1) & (cy >= 0) & (cy <= h - 1)
         sel = np.flatnonzero(valid)
@@ -823,35 +859,83 @@ def _inlier_scores(pts, wts, cx, cy, a, b, angle_deg, tol) -> np.ndarray:
     return near.astype(np.float64) @ wts
 
 
-def _outer_offset_px(image: np.ndarray, ellipse: Ellipse, points: np.ndarray, spacing: float) -> float:
-    """Median distance from the ridge centre line outward to where the echo falls to half its height
-    above the local background (the outer border of the skull echo), in working pixels. ``image`` is the
-    lightly smoothed working image."""
-    if len(points) == 0:
-        return 0.0
+def _outer_skull(frame: np.ndarray, ellipse: Ellipse, pixel_size: float, valid: np.ndarray,
+                 scale: float) -> Ellipse:
+    """The outer skull surface, from the centre-line ellipse (frame pixels) of the skull echo.
+
+    Physics (``shared/docs/anatomy.md`` §3.1, §4; the phantom's renderer does the same): the brightest part of
+    a skull echo is the specular reflection of the *first* bone surface the beam meets — the outer
+    surface on the side near the probe, the inner surface on the far side; the second surface is
+    weaker (bone attenuation) and the scalp above the near-side bone is echogenic too, so the echo's
+    centre line sits at a different depth in the bone on each side and its half-height edges include
+    the scalp. Here, along the ellipse normals of :data:`OUTER_SECTORS` sectors, the mean profile of the
+    frame (± :data:`OUTER_SEARCH_MM`) gives the brightest point of each sector; sectors facing the probe
+    (normal within 60° of the beam, the probe at the top of the frame as in HC18) put the outer surface
+    there, sectors facing away put it one bone thickness further out (Wong 2018 law,
+    :func:`ddic.geometry.skull.skull_thickness_from_bpd_mm`, with BPD(outer–inner) ≈ 2·b of the centre
+    line). Sectors along the beam (no specular echo) are left out. A robust least-squares fit of
+    offset = δ + n·s (a uniform growth δ and a centre shift s) to the sector offsets gives the outer
+    ellipse. With too few sectors on either side it falls back to the centre line grown by half the
+    bone thickness.
+    """
+    thickness_mm = float(skull_thickness_from_bpd_mm(2.0 * ellipse.b * pixel_size))
+    fallback = ellipse.offset(0.5 * thickness_mm / pixel_size)
+    per_sector = 10
+    n = OUTER_SECTORS * per_sector
+    points = ellipse.points(n)
     local = ellipse.to_local(points)
-    # outward normals of the ellipse at the points (gradient of (u/a)² + (v/b)²), in frame axes
     n_local = np.stack([local[:, 0] / ellipse.a**2, local[:, 1] / ellipse.b**2], axis=1)
     n_local /= np.maximum(np.linalg.norm(n_local, axis=1, keepdims=True), 1e-12)
-    axes = np.stack([ellipse.major_axis, ellipse.minor_axis])
-    normals = n_local @ axes
-    steps_mm = np.arange(0.0, 10.0, 0.25)
-    steps = steps_mm / spacing
-    near, far = steps_mm <= 1.0, steps_mm >= 6.0
-    h, w = image.shape
-    offsets = []
-    for p, n in zip(points, normals):
-        xs = np.clip(p[0] + steps * n[0], 0, w - 1)
-        ys = np.clip(p[1] + steps * n[1], 0, h - 1)
-        profile = sample_bilinear(image, xs, ys)
-        peak = profile[near].max()
-        background = np.median(profile[far])
-        if peak - background <= 1e-6:
+    normals = n_local @ np.stack([ellipse.major_axis, ellipse.minor_axis])  # outward, frame axes
+    step_mm = 0.1
+    steps_mm = np.arange(-OUTER_SEARCH_MM, OUTER_SEARCH_MM + 0.5 * step_mm, step_mm)
+    xs = points[:, 0, None] + normals[:, 0, None] * steps_mm[None, :] / pixel_size
+    ys = points[:, 1, None] + normals[:, 1, None] * steps_mm[None, :] / pixel_size
+    h, w = frame.shape
+    inside = np.all((xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1), axis=1)
+    vh, vw = valid.shape
+    vi = np.clip(np.rint(ys / scale).astype(int), 0, vh - 1)
+    vj = np.clip(np.rint(xs / scale).astype(int), 0, vw - 1)
+    inside &= np.all(valid[vi, vj], axis=1)  # the whole profile inside the imaged sector
+    profiles = sample_bilinear(frame, xs.ravel(), ys.ravel()).reshape(xs.shape)
+    g, _, _ = _gaussian_kernels(OUTER_PROFILE_SMOOTHING_MM / step_mm)
+    r = len(g) // 2
+    rows = []
+    for k in range(OUTER_SECTORS):
+        sel = slice(k * per_sector, (k + 1) * per_sector)
+        if inside[sel].sum() < per_sector // 2:
             continue
-        below = np.flatnonzero(profile < background + 0.5 * (peak - background))
-        if below.size:
-            offsets.append(steps[below[0]])
-    return float(np.median(offsets)) if offsets else 0.0
+        normal = normals[sel][inside[sel]].mean(axis=0)
+        normal /= max(float(np.linalg.norm(normal)), 1e-12)
+        facing = float(normal[1])  # beam direction ≈ +y: < 0 faces the probe (near side), > 0 away
+        if abs(facing) < OUTER_MIN_BEAM_COS:
+            continue
+        profile = np.convolve(profiles[sel][inside[sel]].mean(axis=0), g, mode="same")
+        i = r + int(np.argmax(profile[r:len(profile) - r]))  # ignore the zero-padded ends
+        peak = steps_mm[i]
+        if 0 < i < len(profile) - 1:  # parabolic sub-sample peak
+            curvature = profile[i - 1] - 2.0 * profile[i] + profile[i + 1]
+            if curvature < 0:
+                peak += 0.5 * (profile[i - 1] - profile[i + 1]) / curvature * step_mm
+        rows.append((normal[0], normal[1], peak + (thickness_mm if facing > 0 else 0.0)))
+    table = np.array(rows).reshape(-1, 3)
+
+    def both_sides(keep: np.ndarray) -> bool:  # near and far sectors: growth and shift separable
+        facing = table[keep, 1]
+        return bool(np.sum(facing < 0) >= OUTER_MIN_SECTORS and np.sum(facing > 0) >= OUTER_MIN_SECTORS)
+
+    keep = np.ones(len(table), dtype=bool)
+    if not both_sides(keep):
+        return fallback
+    design = np.stack([np.ones(len(table)), table[:, 0], table[:, 1]], axis=1)
+    for _ in range(4):  # drop sectors whose peak is another echo (residual beyond the skull's own scale)
+        solution = np.linalg.lstsq(design[keep], table[keep, 2], rcond=None)[0]
+        residual = np.abs(table[:, 2] - design @ solution)
+        keep = residual <= max(OUTER_RESIDUAL_MM, 2.5 * float(np.median(residual)))
+        if not both_sides(keep):
+            return fallback
+    delta, sx, sy = np.linalg.lstsq(design[keep], table[keep, 2], rcond=None)[0] / pixel_size
+    return Ellipse(ellipse.cx + sx, ellipse.cy + sy, ellipse.a + delta, ellipse.b + delta, ellipse.angle_deg)
 
 
 def sample_bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ class FrameGeometry:
     direction: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 1.0)
 
     @classmethod
-    def of_frame(cls, frame: Frame, pixel_size_mm: float | None = None) -> "FrameGeometry":
+    def of_frame(cls, frame: Frame, pixel_size_mm: float | None = None) -> FrameGeometry:
         image = frame.image2d
         if pixel_size_mm is None:
             sx, sy = image.GetSpacing()
@@ -98,7 +98,7 @@ class FrameGeometry:
                 "direction": list(self.direction)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FrameGeometry":
+    def from_dict(cls, data: dict) -> FrameGeometry:
         return cls(shape=tuple(int(v) for v in data["shape"]), origin=tuple(float(v) for v in data["origin"]),
                    pixel_size_mm=float(data["pixel_size_mm"]),
                    direction=tuple(float(v) for v in data["direction"]))
@@ -283,7 +283,7 @@ class CanonicalHeadTransform:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: dict | str, frame: Frame | None = None) -> "CanonicalHeadTransform":
+    def from_dict(cls, data: dict | str, frame: Frame | None = None) -> CanonicalHeadTransform:
         """Rebuild from :meth:`to_dict` (or its JSON); ``frame`` gives ``to_model`` its default pixels."""
         if isinstance(data, str):
             data = json.loads(data)

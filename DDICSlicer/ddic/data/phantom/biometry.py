@@ -8,10 +8,12 @@ exact weeks (25 + 3/7 = 25.43), sizes in mm. All functions accept scalars or num
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ...geometry.ellipse import ramanujan_perimeter  # noqa: F401  (re-exported, see below)
+from ...geometry.skull import bpd_outer_outer_mm, skull_thickness_from_bpd_mm  # noqa: F401
 
 # ---------------------------------------------------------------------------------------------------
 # INTERGROWTH-21st fetal head biometry (anatomy.md §1.1, §1.2) [S]
@@ -82,23 +84,14 @@ def ga_from_hc_weeks(hc_mm):
     return days / 7.0
 
 
-def ramanujan_perimeter(a, b):
-    """Ellipse perimeter from semi-axes (Ramanujan II), the HC18 / IG convention for HC (§1.1, §7.1)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    h = ((a - b) / (a + b)) ** 2
-    return math.pi * (a + b) * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h)))
-
-
-def bpd_outer_outer_mm(bpd_outer_inner_mm):
-    """Wong et al. 2018 (PMC8409806; anatomy.md §1.1): BPDoo = 0.555934 + 1.027318·BPDoi."""
-    return 0.555934 + 1.027318 * np.asarray(bpd_outer_inner_mm, dtype=np.float64)
+# ramanujan_perimeter (HC from semi-axes, Ramanujan II, §1.1, §7.1) and the Wong 2018 law
+# bpd_outer_outer_mm (§1.1) live in ddic.geometry (one source of truth, shared with the skull detector);
+# they are re-exported here under their old names.
 
 
 def skull_thickness_mm(ga):
     """One parietal-bone thickness = BPDoo − BPDoi at the IG mean BPD (§2.2 "Skull" column: 2.0 → 3.1 mm)."""
-    bpd = bpd_mean_mm(ga)
-    return bpd_outer_outer_mm(bpd) - bpd
+    return skull_thickness_from_bpd_mm(bpd_mean_mm(ga))
 
 
 SKULL_THICKNESS_REL_SD = 0.075
