@@ -73,7 +73,7 @@ def test_effective_lr_scales_with_steps():
     assert TranslateOptions(method="ddib", steps=50).effective_lr == 0.0
 
 
-@pytest.mark.parametrize("field,value", [("method", "cyclegan"), ("mode", "fast"), ("steps", 1),
+@pytest.mark.parametrize("field,value", [("method", "pix2pix"), ("mode", "fast"), ("steps", 1),
                                          ("steps", 1001), ("lr", -1.0), ("median_kernel", 4),
                                          ("corr_sign", "+2"), ("guide_t_min", 500), ("batch_size", 0),
                                          ("device", "tpu"), ("precision", "fp16")])

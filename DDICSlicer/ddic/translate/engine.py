@@ -19,7 +19,7 @@ from ..io.modelfile import LoadedModel
 from ..progress import ProgressCallback, resolve
 from .device import configure_backends, select_device, use_bf16
 from .guided_decode import DecodeTrace, guided_decode
-from .options import TranslateOptions
+from .options import METHODS, TranslateOptions
 
 
 def translate_tensor(source: torch.Tensor, us_eps, mri_eps, schedule: Schedule, options: TranslateOptions,
@@ -47,6 +47,9 @@ class Translator:
     """Two per-domain models on one device, ready to translate batches of model-grid images."""
 
     def __init__(self, us_model: LoadedModel, mri_model: LoadedModel, options: TranslateOptions) -> None:
+        if options.method not in METHODS:
+            raise DDICModelError(f"Method {options.method!r} does not use diffusion models; "
+                                 "use ddic.translate.cyclegan.CycleGANTranslator for 'cyclegan'.")
         for model, domain in ((us_model, "us"), (mri_model, "mri")):
             if model.card.domain != domain:
                 raise DDICModelError(

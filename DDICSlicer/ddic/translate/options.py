@@ -13,6 +13,10 @@ from ..diffusion.schedule import NUM_TRAIN_TIMESTEPS
 from ..errors import DDICInputError
 
 METHODS = ("ddic", "ddib")
+"""The diffusion methods, which translate with a US and an MRI diffusion model."""
+BASELINE_METHODS = ("cyclegan",)
+"""Methods with a model of their own (``ddic train-cyclegan``); they ignore the diffusion options."""
+ALL_METHODS = METHODS + BASELINE_METHODS
 MODES = ("faithful", "cached", "cheap")
 CORRELATION_SIGNS = ("+1", "-1", "abs")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -54,8 +58,8 @@ class TranslateOptions:
         def bad(name: str, value, allowed: str) -> DDICInputError:
             return DDICInputError(f"Invalid translation option {name}={value!r}: {allowed}.")
 
-        if self.method not in METHODS:
-            raise bad("method", self.method, f"choose one of {', '.join(METHODS)}")
+        if self.method not in ALL_METHODS:
+            raise bad("method", self.method, f"choose one of {', '.join(ALL_METHODS)}")
         if self.mode not in MODES:
             raise bad("mode", self.mode, f"choose one of {', '.join(MODES)}")
         if not isinstance(self.steps, int) or not 2 <= self.steps <= NUM_TRAIN_TIMESTEPS:
@@ -82,8 +86,8 @@ class TranslateOptions:
 
     @property
     def effective_lr(self) -> float:
-        """The per-step learning rate actually used: lr·reference/N for DDIC, 0 for DDIB."""
-        if self.method == "ddib":
+        """The per-step learning rate actually used: lr·reference/N for DDIC, 0 for DDIB (and CycleGAN)."""
+        if self.method != "ddic":
             return 0.0
         return self.lr * self.lr_reference_steps / self.steps
 

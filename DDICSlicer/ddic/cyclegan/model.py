@@ -1,0 +1,212 @@
+"""The CycleGAN baseline's inference file: the US → MRI generator as ``NAME.safetensors`` + ``NAME.json``.
+
+It follows the conventions of :mod:`ddic.io.modelfile` (weights never unpickled, the card records the
+weights' SHA-256 and is written after them, every check before any tensor is used, refusals that say
+what to do) with a card of its own kind, ``ddic-cyclegan-model``: a diffusion card needs a noise
+schedule and one domain, a translator has neither but has a direction. Its distinct ``format`` also
+means that a diffusion loader given a CycleGAN file (or the reverse) refuses it clearly.
+
+The card records the normalisation of the US training data, so translation normalises frames exactly
+as the generator saw them in training (as the diffusion models' cards do).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import DDICModelError
+from ..io.atomic import atomic_path, write_text_atomic
+from ..io.intensity import Normalisation
+from ..io.modelfile import CLINICAL_DISCLAIMER, DOMAIN_NAMES, sha256_file
+from .networks import GENERATOR_KIND, build_generator
+
+CARD_FORMAT = "ddic-cyclegan-model"
+CARD_FORMAT_VERSION = 1
+SOURCE_DOMAIN, TARGET_DOMAIN = "us", "mri"
+_REQUIRED = ("source_domain", "target_domain", "network", "image_size", "pixel_spacing_mm", "normalisation",
+             "weights_file", "weights_sha256")
+
+
+@dataclass
+class CycleGANCard:
+    """What a saved generator is (direction, network, size, normalisation) and how it was trained."""
+
+    network: dict
+    image_size: int
+    pixel_spacing_mm: float
+    normalisation: dict  # of the source (US) training data: how frames are mapped to [−1, 1]
+    target_normalisation: dict = field(default_factory=dict)  # of the MRI training data (for reference)
+    source_domain: str = SOURCE_DOMAIN
+    target_domain: str = TARGET_DOMAIN
+    method: str = "cyclegan"
+    training: dict = field(default_factory=dict)
+    description: str = ""
+    intended_use: str = CLINICAL_DISCLAIMER
+    created: str = ""
+    package_version: str = __version__
+    weights_file: str = ""
+    weights_sha256: str = ""
+    format: str = CARD_FORMAT
+    format_version: int = CARD_FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict, where: Path) -> CycleGANCard:
+        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            hint = (" It is a diffusion model card: use it with --us-model / --mri-model and --method ddic or ddib."
+                    if found == "ddic-model" else "")
+            raise DDICModelError(
+                f"{where} is not a CycleGAN model card (its 'format' is {found!r}, not {CARD_FORMAT!r}).{hint} "
+                "Give the folder written by `ddic train-cyclegan`, its generator .json or .safetensors."
+            )
+        if int(data.get("format_version", 0)) > CARD_FORMAT_VERSION:
+            raise DDICModelError(
+                f"{where} uses CycleGAN card version {data.get('format_version')}, newer than this package "
+                f"understands ({CARD_FORMAT_VERSION}). Update DDICSlicer."
+            )
+        missing = [k for k in _REQUIRED if k not in data]
+        if missing:
+            raise DDICModelError(f"CycleGAN card {where} lacks the field(s) {', '.join(missing)}; it is incomplete.")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class LoadedCycleGAN:
+    """A verified generator, eval mode, weights frozen, on the CPU."""
+
+    generator: Any  # ddic.cyclegan.networks.ResnetGenerator
+    card: CycleGANCard
+    card_path: Path
+    weights_path: Path
+
+    @property
+    def normalisation(self) -> Normalisation:
+        return Normalisation.from_dict(self.card.normalisation)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.card.image_size)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.card_path.stem}@{self.card.weights_sha256[:12]}"
+
+
+def _is_card(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == CARD_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def resolve_card_path(path: str | os.PathLike) -> Path:
+    """Accept a card (.json), its weights (.safetensors) or a folder holding exactly one CycleGAN card."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        cards = [p for p in sorted(path.glob("*.json")) if _is_card(p)]
+        if len(cards) == 1:
+            return cards[0]
+        if not cards:
+            raise DDICModelError(
+                f"No CycleGAN model card (*.json with format {CARD_FORMAT!r}) in the folder {path}. "
+                "Give the --out folder of `ddic train-cyclegan` (it is written at the first checkpoint)."
+            )
+        raise DDICModelError(f"The folder {path} holds several CycleGAN cards "
+                             f"({', '.join(p.name for p in cards)}); name the one to use.")
+    if path.suffix == ".safetensors":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise DDICModelError(f"CycleGAN model card not found: {path}. A model is a NAME.safetensors file with "
+                             "its NAME.json card beside it, as written by `ddic train-cyclegan`.")
+    return path
+
+
+def save_generator(generator, card: CycleGANCard, weights_path: str | os.PathLike) -> Path:
+    """Write the weights, then the card with their file name, SHA-256 and date; both atomically."""
+    from safetensors.torch import save_file
+
+    weights_path = Path(weights_path)
+    if weights_path.suffix != ".safetensors":
+        raise DDICModelError(f"Model weights must be saved as .safetensors, got {weights_path}.")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
+    with atomic_path(weights_path) as tmp:
+        save_file(state, str(tmp), metadata={"format": CARD_FORMAT,
+                                             "direction": f"{card.source_domain}->{card.target_domain}"})
+        card.weights_sha256 = sha256_file(tmp)
+    card.weights_file = weights_path.name
+    card.created = card.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    card_path = weights_path.with_suffix(".json")
+    write_text_atomic(card_path, card.to_json())
+    return card_path
+
+
+def read_card(path: str | os.PathLike) -> tuple[CycleGANCard, Path]:
+    card_path = resolve_card_path(path)
+    try:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DDICModelError(f"CycleGAN card {card_path} is not valid JSON ({exc}); the file is damaged.") from exc
+    return CycleGANCard.from_dict(data, card_path), card_path
+
+
+def validate_card(card: CycleGANCard, card_path: Path, expected_image_size: int | None = None) -> None:
+    """Refuse a card that does not describe a US → MRI generator of the expected size."""
+    if (card.source_domain, card.target_domain) != (SOURCE_DOMAIN, TARGET_DOMAIN):
+        names = [DOMAIN_NAMES.get(d, repr(d)) for d in (card.source_domain, card.target_domain)]
+        raise DDICModelError(
+            f"{card_path.name} translates {names[0]} → {names[1]}, but translation needs an ultrasound → MRI "
+            "generator. Use the generator_us2mri file that `ddic train-cyclegan` writes."
+        )
+    if not isinstance(card.network, dict) or card.network.get("kind") != GENERATOR_KIND:
+        raise DDICModelError(f"CycleGAN card {card_path} does not describe a {GENERATOR_KIND}.")
+    if int(card.network.get("image_size", card.image_size)) != int(card.image_size):
+        raise DDICModelError(f"CycleGAN card {card_path} is inconsistent: network size differs from image_size.")
+    if expected_image_size is not None and int(card.image_size) != int(expected_image_size):
+        raise DDICModelError(
+            f"{card_path.name} works on {card.image_size}×{card.image_size} images, but "
+            f"{expected_image_size}×{expected_image_size} is needed here."
+        )
+    Normalisation.from_dict(card.normalisation)
+
+
+def load_generator(path: str | os.PathLike, expected_image_size: int | None = None) -> LoadedCycleGAN:
+    """Load the US → MRI generator after checking its card and the SHA-256 of its weights."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    card, card_path = read_card(path)
+    validate_card(card, card_path, expected_image_size)
+    weights_path = card_path.parent / card.weights_file
+    if not weights_path.is_file():
+        raise DDICModelError(f"The weights {weights_path} named by {card_path.name} are missing.")
+    digest = sha256_file(weights_path)
+    if digest != card.weights_sha256:
+        raise DDICModelError(
+            f"{weights_path} is corrupt or was changed: its SHA-256 is {digest}, the card says "
+            f"{card.weights_sha256}. Copy the model again or retrain it."
+        )
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DDICModelError(f"{weights_path} is not a readable safetensors file ({exc}).") from exc
+    generator = build_generator(card.network)
+    try:
+        generator.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise DDICModelError(
+            f"The weights in {weights_path} do not match the generator described by its card ({first})."
+        ) from exc
+    generator.eval().requires_grad_(False)
+    return LoadedCycleGAN(generator=generator, card=card, card_path=card_path, weights_path=weights_path)
