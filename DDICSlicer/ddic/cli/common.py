@@ -1,10 +1,14 @@
-"""Helpers shared by subcommands: the tqdm adapter of the progress callback."""
+"""Helpers shared by subcommands: the progress callback as a tqdm bar or as JSON lines for programs."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
+from ..errors import DDICInputError, DDICModelError
 from ..progress import ProgressCallback
 
 
@@ -33,3 +37,99 @@ def tqdm_progress(description: str, enabled: bool = True) -> Iterator[ProgressCa
     finally:
         if bar is not None:
             bar.close()
+
+
+# --- machine-readable progress (``--progress-format json``) -------------------------------------------
+#
+# A program driving a subcommand (the Slicer module runs ``PythonSlicer -m ddic translate ...`` in a
+# background process) reads one JSON object per line on stdout:
+#   {"event": "start", ...}                                   what is about to run (device, frame count)
+#   {"event": "progress", "done": d, "total": t, "message": m}
+#   {"event": "done", "outputs": [...], ...}                  the files written, in input order
+#   {"event": "error", "type": "oom"|"input"|"model"|"internal", "message": m}
+# Human-readable text goes to stderr so stdout stays parseable. Exit codes: 0 done, 2 input/model error
+# (as the plain CLI), 3 out of memory (the caller may retry on the CPU), 1 internal error (traceback on
+# stderr), 130 cancelled (SIGINT/SIGTERM; no partial result file is left under a final name).
+
+PROGRESS_FORMATS = ("bar", "json")
+EXIT_OUT_OF_MEMORY = 3
+ERROR_TYPES = ("oom", "input", "model", "internal")
+
+
+def emit_event(event: str, **fields) -> None:
+    """Write one event as one JSON line on stdout and flush at once (the reader waits for whole lines)."""
+    sys.stdout.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def json_progress(description: str, enabled: bool = True) -> Iterator[ProgressCallback]:
+    """The JSON-lines twin of :func:`tqdm_progress`: one ``progress`` event per callback call."""
+
+    def callback(done: int, total: int, message: str) -> None:
+        if enabled:
+            emit_event("progress", done=int(done), total=int(total), message=message or description)
+
+    yield callback
+
+
+def progress_context(progress_format: str):
+    """The progress context manager for ``--progress-format``: tqdm bar or JSON lines."""
+    return json_progress if progress_format == "json" else tqdm_progress
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA / MPS / host allocation failures (``torch.cuda.OutOfMemoryError`` and kin).
+
+    Checked by class name and message so that this module never has to import torch.
+    """
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def error_type(exc: BaseException) -> str:
+    """Which of :data:`ERROR_TYPES` an exception is, for the ``error`` event."""
+    if is_out_of_memory(exc):
+        return "oom"
+    if isinstance(exc, DDICInputError):
+        return "input"
+    if isinstance(exc, DDICModelError):
+        return "model"
+    return "internal"
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_with_json_events(body: Callable[[], int], device_hint: str = "") -> int:
+    """Run a subcommand body so that every way it can end is one ``error`` event (or its own ``done``).
+
+    SIGTERM is turned into KeyboardInterrupt so that ``finally`` blocks (atomic writes) clean up when a
+    caller cancels by terminating the process group. Input/model errors are re-raised for the CLI's
+    usual message and exit code 2; an out-of-memory failure exits with :data:`EXIT_OUT_OF_MEMORY`;
+    anything else is re-raised so its traceback reaches stderr.
+    """
+    try:
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    except (ValueError, OSError):  # not the main thread (embedded use): keep the default
+        pass
+    try:
+        return body()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        kind = error_type(exc)
+        if kind == "oom":
+            where = f" on {device_hint}" if device_hint else ""
+            message = (f"Out of memory{where}: {exc}. Retry on the CPU (--cpu), with fewer frames per batch "
+                       "(--batch-size 1) or on a GPU with more free memory.")
+            emit_event("error", type="oom", message=message)
+            print(f"ddic: error: {message}", file=sys.stderr)
+            return EXIT_OUT_OF_MEMORY
+        if kind == "internal":
+            emit_event("error", type=kind, message=f"{type(exc).__name__}: {exc}")
+        else:
+            emit_event("error", type=kind, message=str(exc))
+        raise

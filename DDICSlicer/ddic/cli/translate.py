@@ -14,11 +14,26 @@ from pathlib import Path
 
 from ..errors import DDICInputError
 from ..io.atomic import write_text_atomic
-from ..io.images import image_stem, list_images, output_suffix, read_frame, write_like, write_png
+from ..io.images import (
+    image_stem,
+    list_images,
+    output_suffix,
+    read_frame,
+    write_like,
+    write_png,
+)
 from ..io.preview import side_by_side, to_uint8_display
-from ..translate.options import CORRELATION_SIGNS, METHODS, MODES, MODE_NOTES, PRECISIONS, TranslateOptions
+from ..translate.options import (
+    ALL_METHODS,
+    CORRELATION_SIGNS,
+    METHODS,
+    MODE_NOTES,
+    MODES,
+    PRECISIONS,
+    TranslateOptions,
+)
 from ..translate.placement import GEOMETRY_MODES, PlacementOptions
-from .common import tqdm_progress
+from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
 
 PSEUDO_MRI_SUFFIX = "_pseudo_mri"
 PREVIEW_SUFFIX = "_side_by_side.png"
@@ -33,10 +48,12 @@ def register(subparsers) -> None:
                     "NRRD → NRRD, NIfTI → NIfTI) and gets a side-by-side preview PNG.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("frames", nargs="+", metavar="FRAME", help="image files or folders of images")
-    p.add_argument("--us-model", required=True, help="ultrasound model (.json card, .safetensors or folder)")
-    p.add_argument("--mri-model", required=True, help="MRI model (.json card, .safetensors or folder)")
+    p.add_argument("--us-model", help="ultrasound model for ddic/ddib (.json card, .safetensors or folder)")
+    p.add_argument("--mri-model", help="MRI model for ddic/ddib (.json card, .safetensors or folder)")
+    p.add_argument("--cyclegan-model", metavar="DIR",
+                   help="US → MRI generator for --method cyclegan (the --out folder of `ddic train-cyclegan`)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    p.add_argument("--method", choices=METHODS, default=defaults.method)
+    p.add_argument("--method", choices=ALL_METHODS, default=defaults.method)
     p.add_argument("--mode", choices=MODES, default=defaults.mode,
                    help="DDIC variant: " + "; ".join(f"{k}: {v}" for k, v in MODE_NOTES.items()))
     p.add_argument("--steps", type=int, default=defaults.steps, help="ODE steps N (1000 = the paper)")
@@ -65,6 +82,9 @@ def register(subparsers) -> None:
     p.add_argument("--anterior", choices=("auto", "right", "left"), default="auto",
                    help="which end of the ellipse's major axis (the one on the frame's right) is frontal")
     p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
+    p.add_argument("--progress-format", choices=PROGRESS_FORMATS, default="bar",
+                   help="bar: a progress bar on stderr; json: one JSON object per line on stdout for programs "
+                        "(events start, progress, done, error; exit code 3 = out of memory, retry with --cpu)")
     p.set_defaults(func=run)
 
 
@@ -75,6 +95,24 @@ def options_from_args(args) -> TranslateOptions:
         corr_sign=args.corr_sign, guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
         clip_decode=not args.no_clip, batch_size=args.batch_size,
         device="cpu" if args.cpu else args.device, precision=args.precision)
+
+
+def check_model_args(args, method: str) -> None:
+    """The diffusion methods need --us-model and --mri-model, CycleGAN needs --cyclegan-model; never a mix."""
+    diffusion = {"--us-model": getattr(args, "us_model", None), "--mri-model": getattr(args, "mri_model", None)}
+    cyclegan = getattr(args, "cyclegan_model", None)
+    if method in METHODS:
+        missing = [name for name, value in diffusion.items() if not value]
+        if missing:
+            raise DDICInputError(f"--method {method} needs {' and '.join(missing)} (diffusion models).")
+        if cyclegan:
+            raise DDICInputError("--cyclegan-model is only used with --method cyclegan.")
+    else:
+        if not cyclegan:
+            raise DDICInputError(f"--method {method} needs --cyclegan-model (the folder of `ddic train-cyclegan`).")
+        given = [name for name, value in diffusion.items() if value]
+        if given:
+            raise DDICInputError(f"{' and '.join(given)} are not used with --method {method}; leave them out.")
 
 
 def placement_from_args(args, frame_count: int) -> PlacementOptions:
@@ -123,6 +161,12 @@ def output_paths(frame_path: Path, out: Path) -> tuple[Path, Path]:
 
 
 def run(args) -> int:
+    if getattr(args, "progress_format", "bar") == "json":
+        return run_with_json_events(lambda: translate_all(args), device_hint="cpu" if args.cpu else args.device)
+    return translate_all(args)
+
+
+def translate_all(args) -> int:
     import torch
 
     from ..diffusion.distributed import detect
@@ -131,6 +175,7 @@ def run(args) -> int:
     from ..translate.frames import translate_frames
 
     options = options_from_args(args)
+    check_model_args(args, options.method)
     place = detect()
     rank, world, local_rank = place.rank, place.world_size, place.local_rank
     if world > 1 and options.device in ("auto", "cuda") and torch.cuda.is_available():
@@ -147,22 +192,37 @@ def run(args) -> int:
                 raise DDICInputError(f"{target} already exists; use --overwrite or another --out folder.")
     paths = all_paths[rank::world]
 
-    us_model = load_model(args.us_model, expected_domain="us")
-    mri_model = load_model(args.mri_model, expected_domain="mri", expected_image_size=us_model.card.image_size)
-    translator = Translator(us_model, mri_model, options)
+    if options.method in METHODS:
+        us_model = load_model(args.us_model, expected_domain="us")
+        mri_model = load_model(args.mri_model, expected_domain="mri", expected_image_size=us_model.card.image_size)
+        translator = Translator(us_model, mri_model, options)
+        model_ids = {"us_model": us_model.model_id, "mri_model": mri_model.model_id}
+    else:
+        from ..cyclegan.model import load_generator
+        from ..translate.cyclegan import CycleGANTranslator
+
+        translator = CycleGANTranslator(load_generator(args.cyclegan_model), options)
+        model_ids = {"cyclegan_model": translator.model.model_id}
     out.mkdir(parents=True, exist_ok=True)
+    json_mode = getattr(args, "progress_format", "bar") == "json"
+    if json_mode and rank == 0:
+        emit_event("start", frames=len(all_paths), device=str(translator.device), method=options.method,
+                   mode=options.mode, steps=options.steps)
 
     started = time.perf_counter()
     records = []
     batch = options.batch_size
     total = -(-len(paths) // batch) * translator.steps_per_image_batch
-    with tqdm_progress(f"{options.method} on {translator.device.type}", enabled=rank == 0) as bar:
+    progress = progress_context(getattr(args, "progress_format", "bar"))
+    with progress(f"{options.method} on {translator.device.type}", enabled=rank == 0) as bar:
         for first in range(0, len(paths), batch):
             chunk = paths[first:first + batch]
             frames = [read_frame(p) for p in chunk]
             offset = (first // batch) * translator.steps_per_image_batch
-            results = translate_frames(frames, translator, progress=lambda d, t, m: bar(offset + d, total, m),
-                                       placement=placement)
+            def frame_progress(done, _total, message, offset=offset):
+                bar(offset + done, total, message)
+
+            results = translate_frames(frames, translator, progress=frame_progress, placement=placement)
             for path, result in zip(chunk, results):
                 mri_path, preview_path = output_paths(path, out)
                 write_like(result.pseudo_mri, result.frame, mri_path)
@@ -173,7 +233,7 @@ def run(args) -> int:
     elapsed = time.perf_counter() - started
     report = {
         "options": options.to_dict(),
-        "us_model": us_model.model_id, "mri_model": mri_model.model_id,
+        **model_ids,
         "device": str(translator.device), "rank": rank, "world_size": world,
         "host": platform.node(), "seconds": round(elapsed, 3),
         "seconds_per_frame": round(elapsed / max(len(paths), 1), 3),
@@ -182,8 +242,15 @@ def run(args) -> int:
     name = "translate.json" if world == 1 else f"translate_rank{rank}.json"
     write_text_atomic(out / name, json.dumps(report, indent=2) + "\n")
     if rank == 0:
-        print(f"{len(records)} frame(s) translated with {options.method}"
-              f"{'/' + options.mode if options.method == 'ddic' else ''}, N = {options.steps}, "
-              f"on {translator.device} in {elapsed:.1f} s ({report['seconds_per_frame']:.2f} s/frame"
-              f"{', rank 0 of ' + str(world) if world > 1 else ''}); results in {out}")
+        summary = (f"{len(records)} frame(s) translated with {options.method}"
+                   f"{'/' + options.mode if options.method == 'ddic' else ''}"
+                   f"{', N = ' + str(options.steps) if options.method in METHODS else ''}, "
+                   f"on {translator.device} in {elapsed:.1f} s ({report['seconds_per_frame']:.2f} s/frame"
+                   f"{', rank 0 of ' + str(world) if world > 1 else ''}); results in {out}")
+        if json_mode:  # stdout carries only JSON lines
+            emit_event("done", outputs=[r["pseudo_mri"] for r in records],
+                       previews=[r["preview"] for r in records], report=str(out / name),
+                       device=str(translator.device), seconds=report["seconds"], message=summary)
+        else:
+            print(summary)
     return 0
