@@ -94,3 +94,19 @@ def test_square_fit_round_trip_keeps_the_physical_layout():
     back = fit.to_frame(model)
     assert back.shape == frame.shape
     assert np.abs(back - blob).max() < 0.08
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from ddic.io.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "report.json", "{}\n")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "report.json").stat().st_mode)
+    assert mode == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no partial file left behind

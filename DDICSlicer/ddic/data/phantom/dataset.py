@@ -9,7 +9,9 @@ Layout under ``OUT``::
     us/paired/NNN_us.png               the frame on the canonical 128 × 128 grid (CanonicalHeadTransform)
     us/paired/NNN_mri.png              the canonical T2w slice of the *same* anatomy (TT plane)
     us/paired/NNN_labels.png           the canonical label map (Label ids as uint8 pixel values)
-    us/paired/paired.csv               one row per case: biometry, seeds, file names
+    us/paired/paired.csv               one row per case: biometry, seeds, orientation, file names
+                                       (near_field: where the frame's top, the transducer side, lies in
+                                       the canonical image, "top" or "bottom", as in ``ddic prepare``)
     mri/canonical/NNN_oOFFSET.png      unpaired canonical T2w slices (anatomies from disjoint seeds)
     mri/canonical/mri.csv              one row per slice
     mri/feta/sub-XXX/anat/…            FeTA-layout volumes (``mri_volumes=True``)
@@ -56,7 +58,8 @@ OWNED = ("us", "mri", "phantom.json", "gallery.png")  # what --overwrite may rem
 PAIRED_COLUMNS = ("case", "ga_weeks", "pathology", "hc_mm", "bpd_mm", "bpd_outer_mm", "ofd_mm",
                   "cephalic_index", "atrium_width_left_mm", "atrium_width_right_mm", "anatomy_seed",
                   "us_seed", "mri_seed", "pixel_size_mm", "frame_hc_mm", "anterior_right", "mirror",
-                  "orientation_error_px", "label_agreement", "frame", "annotation", "us", "mri", "labels")
+                  "near_field", "orientation_error_px", "label_agreement", "frame", "annotation", "us", "mri",
+                  "labels")
 MRI_COLUMNS = ("case", "slice", "ga_weeks", "pathology", "hc_mm", "bpd_mm", "ofd_mm", "atrium_width_left_mm",
                "atrium_width_right_mm", "anatomy_seed", "mri_seed", "slice_offset_mm", "image")
 
@@ -241,6 +244,7 @@ def make_phantom_dataset(out, n: int, ga_range=(21, 38), seed: int = 0, domains=
                 "us_seed": case["seeds"]["render"], "mri_seed": case["seeds"]["render"],
                 "pixel_size_mm": g.pixel_size_mm, "frame_hc_mm": g.head_circumference_mm,
                 "anterior_right": int(t.anterior_right), "mirror": int(t.mirror),
+                "near_field": t.near_field_side(),
                 "orientation_error_px": case["orientation_error"], "label_agreement": case["label_agreement"],
                 "frame": f"{name}.png", "annotation": f"{name}_Annotation.png", "us": f"{stem}_us.png",
                 "mri": f"{stem}_mri.png", "labels": f"{stem}_labels.png"})
