@@ -43,14 +43,6 @@ SIZE = 32
 TINY = {"generator_filters": 8, "discriminator_filters": 8, "residual_blocks": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blob(i: int, bright: bool) -> np.ndarray:
     """A disc on a background, varying with i; 'US' has a dark disc, 'MRI' a bright one (0…255)."""
     yy, xx = np.mgrid[:SIZE, :SIZE]

@@ -121,3 +121,30 @@ def test_newer_card_version_is_refused(model_dir):
     edit_card(model_dir, format_version=99)
     with pytest.raises(DDICModelError, match="Update DDICSlicer"):
         load_model(model_dir)
+
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(model_dir, tmp_path_factory):
+    from ddic.io.modelfile import save_model
+
+    tmp_path = tmp_path_factory.mktemp("half")
+    full = load_model(model_dir / "us.json")
+    card, _ = read_card(model_dir / "us.json")
+    save_model(full.unet, card, tmp_path / "half.safetensors", dtype="float16")
+    half = load_model(tmp_path / "half.json", expected_domain="us")
+    assert json.loads((tmp_path / "half.json").read_text())["weights_dtype"] == "float16"
+    ratio = (tmp_path / "half.safetensors").stat().st_size / (model_dir / "us.safetensors").stat().st_size
+    assert 0.45 < ratio < 0.55
+    for key, value in half.unet.state_dict().items():
+        reference = full.unet.state_dict()[key]
+        assert value.dtype == reference.dtype == torch.float32, key
+        assert torch.allclose(value, reference, rtol=1e-3, atol=1e-4), key
+
+
+def test_unknown_storage_dtype_is_refused(model_dir, tmp_path):
+    from ddic.io.modelfile import save_model
+
+    full = load_model(model_dir / "us.json")
+    card, _ = read_card(model_dir / "us.json")
+    with pytest.raises(DDICModelError, match="storage type"):
+        save_model(full.unet, card, tmp_path / "out" / "x.safetensors", dtype="int8")
+    assert not (tmp_path / "out").exists()

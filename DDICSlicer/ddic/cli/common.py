@@ -13,8 +13,13 @@ from ..progress import ProgressCallback
 
 
 @contextmanager
-def tqdm_progress(description: str, enabled: bool = True) -> Iterator[ProgressCallback]:
-    """A progress callback drawing one tqdm bar (nothing when ``enabled`` is false, e.g. rank > 0)."""
+def tqdm_progress(description: str, enabled: bool = True, unit: str = "step",
+                  unit_scale: bool = False) -> Iterator[ProgressCallback]:
+    """A progress callback drawing a tqdm bar on stderr (nothing when ``enabled`` is false, e.g. rank > 0).
+
+    ``unit="B", unit_scale=True`` counts bytes in KiB/MiB (``ddic models``); a total of 0 means unknown.
+    When ``done`` goes back (a new phase, e.g. download → hash check) a new bar starts.
+    """
     from tqdm import tqdm
 
     bar = None
@@ -23,11 +28,15 @@ def tqdm_progress(description: str, enabled: bool = True) -> Iterator[ProgressCa
         nonlocal bar
         if not enabled:
             return
+        if bar is not None and done < bar.n:
+            bar.close()
+            bar = None
         if bar is None:
             # start at ``done`` so a resumed run's rate and time estimate are right from the first update
-            bar = tqdm(total=total, initial=done, desc=description, unit="step", dynamic_ncols=True)
-        if bar.total != total:
-            bar.total = total
+            bar = tqdm(total=total or None, initial=done, desc=description, unit=unit, unit_scale=unit_scale,
+                       unit_divisor=1024, dynamic_ncols=True, file=sys.stderr)
+        if bar.total != (total or None):
+            bar.total = total or None
         if message:
             bar.set_postfix_str(message, refresh=False)
         bar.update(done - bar.n)
@@ -37,6 +46,38 @@ def tqdm_progress(description: str, enabled: bool = True) -> Iterator[ProgressCa
     finally:
         if bar is not None:
             bar.close()
+
+
+# --- options shared by ``ddic train`` and ``ddic train-cyclegan`` ----------------------------------------
+
+
+def add_checkpoint_options(add: Callable, defaults, model: str) -> None:
+    """``--seed``, ``--checkpoint-every`` and ``--sample-every`` of a trainer; ``add`` is a parser's
+    ``add_argument``, ``defaults`` its config dataclass (the single source of defaults), ``model`` what
+    each checkpoint also writes ("model", "generator")."""
+    add("--seed", type=int, default=defaults.seed, metavar="N",
+        help="seed of all randomness: initial weights, batches, noise (default %(default)s)")
+    add("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="N",
+        help=f"write checkpoint and {model} every N steps and at the end (default %(default)s)")
+    add("--sample-every", type=int, default=None, metavar="N",
+        help="write a sample grid every N steps and at the end (default: at every checkpoint)")
+
+
+def shared_option_values(args) -> dict:
+    """The config fields of the options of :func:`add_checkpoint_options` and :func:`add_run_options`."""
+    return {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
+            "device": args.device, "intensity": args.intensity, "resume": args.resume}
+
+
+def add_run_options(add: Callable, defaults, device_choices, intensity_choices) -> None:
+    """``--device``, ``--intensity`` and ``--resume`` of a trainer (see :func:`add_checkpoint_options`)."""
+    add("--device", default=defaults.device, choices=device_choices,
+        help="where to train; auto = CUDA if available (default %(default)s)")
+    add("--intensity", default=defaults.intensity, choices=intensity_choices,
+        help="intensity normalisation (of each folder); auto = uint8 if all images are 8-bit, else percentile "
+             "(default %(default)s)")
+    add("--resume", action="store_true",
+        help="continue the run in --out from its checkpoint (needed whenever --out already holds a run)")
 
 
 # --- machine-readable progress (``--progress-format json``) -------------------------------------------

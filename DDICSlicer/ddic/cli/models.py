@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DDICModelError
-from ..progress import ProgressCallback
 
 
 def _common() -> argparse.ArgumentParser:
@@ -63,29 +60,11 @@ def register(subparsers) -> None:
     s.set_defaults(func=run_path)
 
 
-@contextmanager
-def _bytes_progress(description: str) -> Iterator[ProgressCallback]:
-    """A tqdm bar in bytes; a new bar starts when the message changes phase (download → hash check)."""
-    from tqdm import tqdm
+def _bytes_progress(description: str):
+    """A tqdm bar in bytes; a new bar starts when the phase changes (download → hash check)."""
+    from .common import tqdm_progress
 
-    bar = None
-
-    def callback(done: int, total: int, message: str) -> None:
-        nonlocal bar
-        if bar is None or (total and bar.total != total) or done < bar.n:
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=total or None, initial=done, desc=description, unit="B", unit_scale=True,
-                       unit_divisor=1024, dynamic_ncols=True, file=sys.stderr)
-        if message:
-            bar.set_postfix_str(message, refresh=False)
-        bar.update(done - bar.n)
-
-    try:
-        yield callback
-    finally:
-        if bar is not None:
-            bar.close()
+    return tqdm_progress(description, unit="B", unit_scale=True)
 
 
 def _manifest(args):

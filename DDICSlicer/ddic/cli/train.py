@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     from ..diffusion.networks import PRESETS, SUPPORTED_IMAGE_SIZES
     from ..diffusion.train_config import BF16_CHOICES, DEVICE_CHOICES, TrainConfig
     from ..io.modelfile import DOMAINS
+    from .common import add_checkpoint_options, add_run_options
 
     d = TrainConfig(domain="us", data_dir="", out_dir="")  # only for its defaults
     sizes = " or ".join(map(str, SUPPORTED_IMAGE_SIZES))
@@ -49,37 +50,26 @@ def register(subparsers) -> None:
         help="max gradient norm, 0 for no clipping (default %(default)s)")
     add("--ema-decay", type=float, default=d.ema_decay, metavar="DECAY",
         help="EMA decay of the saved weights; 0.9999 for long runs (default %(default)s)")
-    add("--seed", type=int, default=d.seed, metavar="N",
-        help="seed of all randomness: initial weights, batches, noise (default %(default)s)")
-    add("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
-        help="write checkpoint and model every N steps and at the end (default %(default)s)")
-    add("--sample-every", type=int, default=None, metavar="N",
-        help="write a sample grid every N steps and at the end (default: at every checkpoint)")
+    add_checkpoint_options(add, d, "model")
     add("--sample-steps", type=int, default=d.sample_steps, metavar="N",
         help="DDIM steps of the sample grids (default %(default)s)")
     add("--num-samples", type=int, default=d.num_samples, metavar="N",
         help="images per sample grid, 0 for none (default %(default)s)")
-    add("--device", default=d.device, choices=DEVICE_CHOICES,
-        help="where to train; auto = CUDA if available (default %(default)s)")
     add("--bf16", default=d.bf16, choices=BF16_CHOICES,
         help="bf16 autocast, CUDA only; auto = on where the GPU supports it (default %(default)s)")
-    add("--intensity", default=d.intensity, choices=INTENSITY_CHOICES,
-        help="intensity normalisation; auto = uint8 if all images are 8-bit, else percentile (default %(default)s)")
-    add("--resume", action="store_true",
-        help="continue the run in --out from its checkpoint (needed whenever --out already holds a run)")
+    add_run_options(add, d, DEVICE_CHOICES, INTENSITY_CHOICES)
     parser.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace):
     from ..diffusion.train_config import TrainConfig
+    from .common import shared_option_values
 
     return TrainConfig(
         domain=args.domain, data_dir=args.data, out_dir=args.out, preset=args.preset, image_size=args.size,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        ema_decay=args.ema_decay, warmup_steps=args.warmup, grad_clip=args.grad_clip, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, sample_steps=args.sample_steps,
-        num_samples=args.num_samples, device=args.device, bf16=args.bf16, resume=args.resume,
-        intensity=args.intensity,
+        ema_decay=args.ema_decay, warmup_steps=args.warmup, grad_clip=args.grad_clip,
+        sample_steps=args.sample_steps, num_samples=args.num_samples, bf16=args.bf16, **shared_option_values(args),
     )
 
 

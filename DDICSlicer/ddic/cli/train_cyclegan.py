@@ -13,6 +13,7 @@ def register(subparsers) -> None:
     from ..cyclegan.config import DEVICE_CHOICES, CycleGANConfig
     from ..cyclegan.reference import EPOCHS
     from ..diffusion.dataset import INTENSITY_CHOICES
+    from .common import add_checkpoint_options, add_run_options
 
     d = CycleGANConfig(us_dir="", mri_dir="", out_dir="")  # only for its defaults
     parser = subparsers.add_parser(
@@ -56,35 +57,27 @@ def register(subparsers) -> None:
         help="resize to PX and random-crop --size (the reference's resize_and_crop, 286→256, i.e. 143 at 128 px); "
              "default: off, canonical frames are already registered")
     add("--no-flip", action="store_true", help="no random horizontal flips")
-    add("--seed", type=int, default=d.seed, metavar="N", help="seed of all randomness (default %(default)s)")
-    add("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
-        help="write checkpoint and generator every N steps and at the end (default %(default)s)")
-    add("--sample-every", type=int, default=None, metavar="N",
-        help="write a sample grid every N steps and at the end (default: at every checkpoint)")
+    add_checkpoint_options(add, d, "generator")
     add("--num-samples", type=int, default=d.num_samples, metavar="N",
         help="images per domain in each sample grid, 0 for none (default %(default)s)")
-    add("--device", default=d.device, choices=DEVICE_CHOICES, help="auto = CUDA if available (default %(default)s)")
-    add("--intensity", default=d.intensity, choices=INTENSITY_CHOICES,
-        help="intensity normalisation per folder; auto = uint8 if all images are 8-bit, else percentile")
     add("--stop-after", type=int, default=None, metavar="N",
         help="end this invocation after N total steps (checkpointed; the lr schedule still follows --steps), "
              "to split a long run into time-limited jobs")
-    add("--resume", action="store_true",
-        help="continue the run in --out from its checkpoint (needed whenever --out already holds a run)")
+    add_run_options(add, d, DEVICE_CHOICES, INTENSITY_CHOICES)
     parser.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace):
     from ..cyclegan.config import CycleGANConfig
+    from .common import shared_option_values
 
     return CycleGANConfig(
         us_dir=args.us, mri_dir=args.mri, out_dir=args.out, image_size=args.size, steps=args.steps,
         batch_size=args.batch_size, decay_steps=args.decay_steps, lr=args.lr, beta1=args.beta1,
         lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity, pool_size=args.pool_size,
         generator_filters=args.g_filters, residual_blocks=args.blocks, discriminator_filters=args.d_filters,
-        discriminator_layers=args.d_layers, flip=not args.no_flip, load_size=args.load_size, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, num_samples=args.num_samples,
-        device=args.device, intensity=args.intensity, resume=args.resume, stop_after=args.stop_after,
+        discriminator_layers=args.d_layers, flip=not args.no_flip, load_size=args.load_size,
+        num_samples=args.num_samples, stop_after=args.stop_after, **shared_option_values(args),
     )
 
 

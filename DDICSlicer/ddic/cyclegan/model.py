@@ -12,7 +12,6 @@ as the generator saw them in training (as the diffusion models' cards do).
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,9 +20,18 @@ from typing import Any
 
 from .. import __version__
 from ..errors import DDICModelError
-from ..io.atomic import atomic_path, write_text_atomic
 from ..io.intensity import Normalisation
-from ..io.modelfile import CLINICAL_DISCLAIMER, DOMAIN_NAMES, sha256_file
+from ..io.modelfile import (
+    CLINICAL_DISCLAIMER,
+    DOMAIN_NAMES,
+    LoadedFile,
+    card_from_fields,
+    find_card,
+    load_frozen,
+    read_json_card,
+    verified_weights,
+    write_weights_and_card,
+)
 from .networks import GENERATOR_KIND, build_generator
 
 CARD_FORMAT = "ddic-cyclegan-model"
@@ -69,20 +77,11 @@ class CycleGANCard:
                 f"{where} is not a CycleGAN model card (its 'format' is {found!r}, not {CARD_FORMAT!r}).{hint} "
                 "Give the folder written by `ddic train-cyclegan`, its generator .json or .safetensors."
             )
-        if int(data.get("format_version", 0)) > CARD_FORMAT_VERSION:
-            raise DDICModelError(
-                f"{where} uses CycleGAN card version {data.get('format_version')}, newer than this package "
-                f"understands ({CARD_FORMAT_VERSION}). Update DDICSlicer."
-            )
-        missing = [k for k in _REQUIRED if k not in data]
-        if missing:
-            raise DDICModelError(f"CycleGAN card {where} lacks the field(s) {', '.join(missing)}; it is incomplete.")
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return card_from_fields(cls, data, where, CARD_FORMAT_VERSION, _REQUIRED, "CycleGAN card")
 
 
 @dataclass
-class LoadedCycleGAN:
+class LoadedCycleGAN(LoadedFile):
     """A verified generator, eval mode, weights frozen, on the CPU."""
 
     generator: Any  # ddic.cyclegan.networks.ResnetGenerator
@@ -91,73 +90,27 @@ class LoadedCycleGAN:
     weights_path: Path
 
     @property
-    def normalisation(self) -> Normalisation:
-        return Normalisation.from_dict(self.card.normalisation)
-
-    @property
     def image_size(self) -> int:
         return int(self.card.image_size)
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.card_path.stem}@{self.card.weights_sha256[:12]}"
-
-
-def _is_card(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == CARD_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def resolve_card_path(path: str | os.PathLike) -> Path:
     """Accept a card (.json), its weights (.safetensors) or a folder holding exactly one CycleGAN card."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        cards = [p for p in sorted(path.glob("*.json")) if _is_card(p)]
-        if len(cards) == 1:
-            return cards[0]
-        if not cards:
-            raise DDICModelError(
-                f"No CycleGAN model card (*.json with format {CARD_FORMAT!r}) in the folder {path}. "
-                "Give the --out folder of `ddic train-cyclegan` (it is written at the first checkpoint)."
-            )
-        raise DDICModelError(f"The folder {path} holds several CycleGAN cards "
-                             f"({', '.join(p.name for p in cards)}); name the one to use.")
-    if path.suffix == ".safetensors":
-        path = path.with_suffix(".json")
-    if not path.is_file():
-        raise DDICModelError(f"CycleGAN model card not found: {path}. A model is a NAME.safetensors file with "
-                             "its NAME.json card beside it, as written by `ddic train-cyclegan`.")
-    return path
+    return find_card(path, CARD_FORMAT, kind="CycleGAN", writer="`ddic train-cyclegan`",
+                     folder_hint=" Give the --out folder of `ddic train-cyclegan` (it is written at the first "
+                                 "checkpoint).")
 
 
 def save_generator(generator, card: CycleGANCard, weights_path: str | os.PathLike) -> Path:
     """Write the weights, then the card with their file name, SHA-256 and date; both atomically."""
-    from safetensors.torch import save_file
-
-    weights_path = Path(weights_path)
-    if weights_path.suffix != ".safetensors":
-        raise DDICModelError(f"Model weights must be saved as .safetensors, got {weights_path}.")
     state = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
-    with atomic_path(weights_path) as tmp:
-        save_file(state, str(tmp), metadata={"format": CARD_FORMAT,
-                                             "direction": f"{card.source_domain}->{card.target_domain}"})
-        card.weights_sha256 = sha256_file(tmp)
-    card.weights_file = weights_path.name
-    card.created = card.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    card_path = weights_path.with_suffix(".json")
-    write_text_atomic(card_path, card.to_json())
-    return card_path
+    return write_weights_and_card(state, card, Path(weights_path), {
+        "format": CARD_FORMAT, "direction": f"{card.source_domain}->{card.target_domain}"})
 
 
 def read_card(path: str | os.PathLike) -> tuple[CycleGANCard, Path]:
     card_path = resolve_card_path(path)
-    try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise DDICModelError(f"CycleGAN card {card_path} is not valid JSON ({exc}); the file is damaged.") from exc
-    return CycleGANCard.from_dict(data, card_path), card_path
+    return CycleGANCard.from_dict(read_json_card(card_path, "CycleGAN card"), card_path), card_path
 
 
 def validate_card(card: CycleGANCard, card_path: Path, expected_image_size: int | None = None) -> None:
@@ -182,31 +135,9 @@ def validate_card(card: CycleGANCard, card_path: Path, expected_image_size: int 
 
 def load_generator(path: str | os.PathLike, expected_image_size: int | None = None) -> LoadedCycleGAN:
     """Load the US → MRI generator after checking its card and the SHA-256 of its weights."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     card, card_path = read_card(path)
     validate_card(card, card_path, expected_image_size)
-    weights_path = card_path.parent / card.weights_file
-    if not weights_path.is_file():
-        raise DDICModelError(f"The weights {weights_path} named by {card_path.name} are missing.")
-    digest = sha256_file(weights_path)
-    if digest != card.weights_sha256:
-        raise DDICModelError(
-            f"{weights_path} is corrupt or was changed: its SHA-256 is {digest}, the card says "
-            f"{card.weights_sha256}. Copy the model again or retrain it."
-        )
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise DDICModelError(f"{weights_path} is not a readable safetensors file ({exc}).") from exc
-    generator = build_generator(card.network)
-    try:
-        generator.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise DDICModelError(
-            f"The weights in {weights_path} do not match the generator described by its card ({first})."
-        ) from exc
-    generator.eval().requires_grad_(False)
+    weights_path, state = verified_weights(card_path, card.weights_file, card.weights_sha256,
+                                           "Copy the model again or retrain it.")
+    generator = load_frozen(build_generator(card.network), state, weights_path, "generator")
     return LoadedCycleGAN(generator=generator, card=card, card_path=card_path, weights_path=weights_path)

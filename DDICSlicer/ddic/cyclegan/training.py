@@ -32,8 +32,8 @@ from torch import nn
 
 from ..diffusion.dataset import TrainingData, load_training_images
 from ..diffusion.distributed import DistInfo, training_device
-from ..diffusion.train_outputs import LossLog, hardware_description
-from ..diffusion.training import EpochSampler, derive_seed
+from ..diffusion.train_outputs import LossLog, hardware_description, resume_record
+from ..diffusion.training import EpochSampler, StepLoop, derive_seed
 from ..errors import DDICInputError, DDICModelError
 from ..geometry.canonical import spacing_for_size
 from ..io.atomic import write_text_atomic
@@ -59,7 +59,6 @@ GENERATOR_NAME = "generator_us2mri"
 CONFIG_NAME = "cyclegan_config.json"
 LOSS_NAME = "loss.csv"
 SAMPLES_DIR = "samples"
-LOSS_FLUSH_EVERY = 10
 LOSS_TERMS = ("loss_g", "gan_us2mri", "gan_mri2us", "cycle_us", "cycle_mri", "identity_us2mri",
               "identity_mri2us", "loss_d_mri", "loss_d_us")
 _OPTIMIZERS = {"optim_g": "g_", "optim_d": "d_"}  # optimizer name → prefix of its parameters in CycleGANNets
@@ -143,8 +142,9 @@ def _lsgan(prediction: torch.Tensor, real: bool) -> torch.Tensor:
     return F.mse_loss(prediction, target)
 
 
-class _Run:
-    """One invocation of :func:`train_cyclegan`: set-up, the step loop and the outputs."""
+class _Run(StepLoop):
+    """One invocation of :func:`train_cyclegan`: set-up, the step loop (shared with the diffusion trainer)
+    and the outputs."""
 
     def __init__(self, config: CycleGANConfig, progress: ProgressCallback) -> None:
         self.config = config
@@ -160,26 +160,9 @@ class _Run:
 
     def _check_out_dir(self) -> dict | None:
         """The checkpoint record to resume from, or None for a fresh run; never overwrites a run."""
-        out, config = self.out, self.config
-        if out.exists() and not out.is_dir():
-            raise DDICInputError(f"--out {out} is a file; give a folder for the model and its training outputs.")
-        found = ([f"{ckpt.CHECKPOINT_DIR}/"] if ckpt.has_checkpoint(out) else []) + [
-            name for name in (f"{GENERATOR_NAME}.safetensors", f"{GENERATOR_NAME}.json", LOSS_NAME)
-            if (out / name).exists()]
-        if not config.resume:
-            if found:
-                raise DDICInputError(
-                    f"{out} already holds a training run ({', '.join(found)}). Add --resume to continue it, "
-                    "or give another --out folder; DDIC never overwrites a run."
-                )
-            return None
-        if not ckpt.has_checkpoint(out):
-            if (out / f"{GENERATOR_NAME}.safetensors").exists():
-                raise DDICInputError(f"--resume: {out} holds a model but no checkpoint/ to continue from; "
-                                     "give another --out folder.")
-            return None  # nothing to resume yet: start fresh (lets job scripts always pass --resume)
-        record = ckpt.read_record(out)
-        config.check_resume(record.get("config", {}), str(out))
+        record = resume_record(self.out, self.config.resume, ckpt.read_record, GENERATOR_NAME)
+        if record is not None:
+            self.config.check_resume(record.get("config", {}), str(self.out))
         return record
 
     def _load_data(self, record: dict | None) -> None:
@@ -230,9 +213,7 @@ class _Run:
                     pool.load_state(state.pools.get(name), self.device)
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise DDICModelError(f"The checkpoint in {self.out} does not fit these networks ({exc}).") from exc
-            self.start_step = state.step
-            self.elapsed_before = float(record.get("elapsed_s", 0.0))
-            self.resumed_at = list(record.get("resumed_at_steps", [])) + [state.step]
+            self._resume_clock(record, state.step)
             self.last_losses = record.get("last_losses")
         self.images = {"us": self.us.images.to(self.device), "mri": self.mri.images.to(self.device)}
         self.samplers = {
@@ -242,9 +223,6 @@ class _Run:
         }
 
     # -- the loop ----------------------------------------------------------------------------------
-
-    def elapsed(self) -> float:
-        return self.elapsed_before + time.monotonic() - self.started
 
     def _batch(self, domain: str, step: int, generator: torch.Generator) -> torch.Tensor:
         indices = self.samplers[domain].indices(step).to(self.device)
@@ -359,18 +337,7 @@ class _Run:
         self.card_path = self.out / f"{GENERATOR_NAME}.json"
         if self.start_step >= self.stop and not self.card_path.exists():
             self._write_model(self.start_step, self.elapsed_before)
-        self.progress(self.start_step, self.total, self._message())
-        for step in range(self.start_step, self.stop):
-            self._step(step)
-            done = step + 1
-            if len(self.pending) >= LOSS_FLUSH_EVERY:
-                self._flush_losses()
-            last = done == self.stop
-            checkpoint = last or done % config.checkpoint_every == 0
-            sample = config.num_samples > 0 and (last or done % config.sample_interval == 0)
-            if checkpoint or sample:
-                self._save(done, checkpoint, sample)
-            self.progress(done, self.total, self._message())
+        self._run_steps(self.start_step, self.stop, self.total)
         return CycleGANResult(out_dir=self.out, card_path=self.card_path, start_step=self.start_step,
                               steps_done=max(self.start_step, self.stop), total_steps=self.total,
                               duration_s=self.elapsed(), final_losses=self.last_losses, device=str(self.device))

@@ -12,6 +12,7 @@ import io
 import math
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,21 +34,22 @@ SAMPLES_DIR = "samples"
 _OPTION_NAMES = {"image_size": "--size"}
 
 
-def existing_run_files(out_dir: Path) -> list[str]:
+def existing_run_files(out_dir: Path, model_name: str = MODEL_NAME) -> list[str]:
     """The outputs of an earlier run in ``out_dir`` that a new run would overwrite."""
     found = [f"{ckpt.CHECKPOINT_DIR}/"] if ckpt.has_checkpoint(out_dir) else []
-    found += [name for name in (f"{MODEL_NAME}.safetensors", f"{MODEL_NAME}.json", LOSS_NAME)
+    found += [name for name in (f"{model_name}.safetensors", f"{model_name}.json", LOSS_NAME)
               if (out_dir / name).exists()]
     return found
 
 
-def check_out_dir(config: TrainConfig) -> dict | None:
-    """The checkpoint record to resume from, or None for a fresh run; refuses to overwrite a run."""
-    out = Path(config.out_dir)
+def resume_record(out: Path, resume: bool, read_record: Callable[[Path], dict],
+                  model_name: str = MODEL_NAME) -> dict | None:
+    """The checkpoint record to resume from (read by ``read_record``), or None for a fresh run; refuses to
+    overwrite a run. Shared with the CycleGAN trainer, whose model is ``model_name``."""
     if out.exists() and not out.is_dir():
         raise DDICInputError(f"--out {out} is a file; give a folder for the model and its training outputs.")
-    existing = existing_run_files(out)
-    if not config.resume:
+    existing = existing_run_files(out, model_name)
+    if not resume:
         if existing:
             raise DDICInputError(
                 f"{out} already holds a training run ({', '.join(existing)}). Add --resume to continue it, "
@@ -55,13 +57,21 @@ def check_out_dir(config: TrainConfig) -> dict | None:
             )
         return None
     if not ckpt.has_checkpoint(out):
-        if (out / f"{MODEL_NAME}.safetensors").exists():
+        if (out / f"{model_name}.safetensors").exists():
             raise DDICInputError(
                 f"--resume: {out} holds a model but no checkpoint/ to continue from, so training would "
                 "start again and overwrite it. Give another --out folder."
             )
         return None  # nothing to resume yet: start fresh (lets job scripts always pass --resume)
-    record = ckpt.read_train_record(out)
+    return read_record(out)
+
+
+def check_out_dir(config: TrainConfig) -> dict | None:
+    """The checkpoint record to resume from, or None for a fresh run; refuses to overwrite a run."""
+    out = Path(config.out_dir)
+    record = resume_record(out, config.resume, ckpt.read_train_record)
+    if record is None:
+        return None
     previous = record.get("config", {})
     changed = [name for name in RESUME_FIXED_FIELDS if name in previous and previous[name] != getattr(config, name)]
     if changed:

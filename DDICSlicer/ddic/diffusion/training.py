@@ -42,8 +42,16 @@ from .networks import build_unet, unet_config
 from .sampling import ddim_decode
 from .schedule import NUM_TRAIN_TIMESTEPS, Schedule
 from .train_config import TrainConfig
-from .train_outputs import (CONFIG_NAME, LOSS_NAME, MODEL_NAME, SAMPLES_DIR, LossLog, build_card,
-                            check_out_dir, tile_grid)
+from .train_outputs import (
+    CONFIG_NAME,
+    LOSS_NAME,
+    MODEL_NAME,
+    SAMPLES_DIR,
+    LossLog,
+    build_card,
+    check_out_dir,
+    tile_grid,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -171,7 +179,46 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None) -> Trai
         distributed.shutdown(info)
 
 
-class _Run:
+class StepLoop:
+    """The step loop both trainers share (this one and :mod:`ddic.cyclegan.training`): after every step,
+    write the gathered losses every :data:`LOSS_FLUSH_EVERY` steps, a checkpoint every ``checkpoint_every``
+    steps and at the last, a sample grid every ``sample_interval`` steps and at the last (if any samples),
+    and report progress.
+
+    A subclass holds ``config`` (``checkpoint_every``, ``num_samples``, ``sample_interval``), ``progress``,
+    ``pending`` (losses not yet written), ``started`` (``time.monotonic()`` at its start) and
+    ``elapsed_before`` (training time of earlier invocations), and implements ``_step``, ``_flush_losses``,
+    ``_save`` and ``_message``.
+    """
+
+    def elapsed(self) -> float:
+        """Training time of the whole run so far, resumed invocations included."""
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def _resume_clock(self, record: dict, step: int) -> None:
+        """Continue the step count, training time and resume history of the checkpoint ``record``."""
+        self.start_step = step
+        self.elapsed_before = float(record.get("elapsed_s", 0.0))
+        self.resumed_at = list(record.get("resumed_at_steps", [])) + [step]
+
+    def _run_steps(self, start: int, stop: int, total: int) -> None:
+        """Steps ``start`` … ``stop − 1`` of a run of ``total`` steps."""
+        config = self.config
+        self.progress(start, total, self._message())
+        for step in range(start, stop):
+            self._step(step)
+            done = step + 1
+            if len(self.pending) >= LOSS_FLUSH_EVERY:
+                self._flush_losses()
+            last = done == stop
+            checkpoint = last or done % config.checkpoint_every == 0
+            sample = config.num_samples > 0 and (last or done % config.sample_interval == 0)
+            if checkpoint or sample:
+                self._save(done, checkpoint, sample)
+            self.progress(done, total, self._message())
+
+
+class _Run(StepLoop):
     """One invocation of :func:`train`: set-up, the step loop and the checkpoints, on one process."""
 
     def __init__(self, config: TrainConfig, info: distributed.DistInfo, device: torch.device, bf16: bool,
@@ -232,9 +279,7 @@ class _Run:
                 self.optimizer.load_state_dict(state.optimizer)
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise DDICModelError(f"The checkpoint in {self.out} does not fit this network ({exc}).") from exc
-            self.start_step = state.step
-            self.elapsed_before = float(record.get("elapsed_s", 0.0))
-            self.resumed_at = list(record.get("resumed_at_steps", [])) + [state.step]
+            self._resume_clock(record, state.step)
             self.last_loss = record.get("last_loss")
         self.ddp = self.model
         if self.info.is_distributed:
@@ -260,9 +305,6 @@ class _Run:
         self.loss_log.start(self.start_step if record is not None else None)
 
     # -- the loop ----------------------------------------------------------------------------------
-
-    def elapsed(self) -> float:
-        return self.elapsed_before + time.monotonic() - self.started
 
     def _step(self, step: int) -> torch.Tensor:
         """One optimizer step; its randomness depends only on (seed, step, rank)."""
@@ -348,18 +390,7 @@ class _Run:
         self.card_path = self.out / f"{MODEL_NAME}.json"
         if self.start_step >= config.steps and self.info.is_main and not self.card_path.exists():
             self._write_model(self.start_step, self.elapsed_before)
-        self.progress(self.start_step, config.steps, self._message())
-        for step in range(self.start_step, config.steps):
-            self._step(step)
-            done = step + 1
-            if len(self.pending) >= LOSS_FLUSH_EVERY:
-                self._flush_losses()
-            last = done == config.steps
-            checkpoint = last or done % config.checkpoint_every == 0
-            sample = config.num_samples > 0 and (last or done % config.sample_interval == 0)
-            if checkpoint or sample:
-                self._save(done, checkpoint, sample)
-            self.progress(done, config.steps, self._message())
+        self._run_steps(self.start_step, config.steps, config.steps)
         return TrainResult(out_dir=self.out, card_path=self.card_path, start_step=self.start_step,
                            steps_done=max(self.start_step, config.steps), duration_s=self.elapsed(),
                            final_loss=self.last_loss, world_size=self.info.world_size,

@@ -77,11 +77,7 @@ def download(model: ModelEntry | str, *, cache_dir: str | os.PathLike | None = N
     entry = get_entry(model, manifest)
     progress = resolve(progress)
     if entry.is_bundled:
-        path = entry.bundled_path
-        if not path.exists():
-            raise DDICModelError(f"The bundled model {entry.id!r} is missing from the installation ({path}). "
-                                 f"Reinstall DDICSlicer.")
-        return path
+        return entry.installed_bundled_path()
     expected = expected_hash(entry, expected_sha256)
     if not expected:
         raise DDICModelError(f"Model {entry.id!r} has no SHA-256 pinned in the manifest, and an unverified "

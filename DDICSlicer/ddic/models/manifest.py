@@ -88,6 +88,14 @@ class ModelEntry:
         base = self.base_dir if self.base_dir is not None else Path(".")
         return base / Path(*PurePosixPath(self.path).parts)
 
+    def installed_bundled_path(self) -> Path:
+        """:attr:`bundled_path`, refused with what to do when the installation lacks it."""
+        path = self.bundled_path
+        if not path.exists():
+            raise DDICModelError(f"The bundled model {self.id!r} is missing from the installation ({path}). "
+                                 f"Reinstall DDICSlicer.")
+        return path
+
     def size_text(self) -> str:
         return format_bytes(self.bytes) if self.bytes is not None else "?"
 

@@ -40,11 +40,7 @@ def resolve_model(spec: str | os.PathLike, *, manifest: Manifest | None = None,
     if isinstance(spec, str) and spec in manifest:
         entry = manifest.get(spec)
         if entry.is_bundled:
-            path = entry.bundled_path
-            if not path.exists():
-                raise DDICModelError(f"The bundled model {entry.id!r} is missing from the installation "
-                                     f"({path}). Reinstall DDICSlicer.")
-            return path
+            return entry.installed_bundled_path()
         if not is_cached(entry, cache_dir):
             folder = model_cache_dir(cache_dir)
             size = f" ({entry.size_text()})" if entry.bytes else ""
@@ -78,10 +74,7 @@ def resolve_model(spec: str | os.PathLike, *, manifest: Manifest | None = None,
 def verify_bundled(entry: ModelEntry, progress: ProgressCallback | None = None) -> Path:
     """Check a bundled model: against the manifest's SHA-256 if it pins one (single file), else a DDIC
     model folder/card against the weights hash recorded in its model card. Returns the bundled path."""
-    path = entry.bundled_path
-    if not path.exists():
-        raise DDICModelError(f"The bundled model {entry.id!r} is missing from the installation ({path}). "
-                             f"Reinstall DDICSlicer.")
+    path = entry.installed_bundled_path()
     if entry.sha256 and path.is_file():
         return verify(entry, path=path, progress=progress)
     from ..io.modelfile import read_card
