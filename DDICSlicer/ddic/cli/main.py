@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import DDICError
 
-SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom")
+SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom", "models", "cnr", "segment", "train_cyclegan", "reader_study", "demo", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

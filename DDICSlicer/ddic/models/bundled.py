@@ -29,3 +29,73 @@ def bundled_model_path(domain: str) -> Path:
             "models with --us-model / --mri-model (a source checkout can rebuild them with "
             "Resources/models/make_demo_models.sh).")
     return path
+
+
+DEMO_INTENDED_USE = ("Demonstration and testing only: trained on synthetic phantom images, not on real scans. "
+                     "Not for clinical use; not a medical device.")
+
+
+def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, where: str) -> Path:
+    """Store a model trained by ``ddic train`` as a bundled demo model: float16 weights (half the size), a
+    card that says plainly what it is (``recipe``: the command that made it; ``where``: e.g. "CPU, 64 px"),
+    and its training curve (``loss.csv`` and ``loss.png``) and last sample grid beside it."""
+    import shutil
+
+    from ..io.modelfile import load_model, save_model
+
+    trained_model = load_model(trained)
+    run_dir = trained_model.card_path.parent
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card = trained_model.card
+    steps = card.training.get("steps")
+    count = card.training.get("image_count")
+    card.description = (
+        f"DDICSlicer demo model ({card.domain}): tiny UNet at {card.image_size} px trained for {steps} steps on "
+        f"{count} synthetic phantom images (ddic phantom, unpaired, disjoint seeds) on {where}. "
+        "For demonstration and testing only — not trained on real scans, not for clinical use.")
+    card.intended_use = DEMO_INTENDED_USE
+    card.training = {**card.training, "recipe": recipe, "trained_where": where,
+                     "data_description": "synthetic phantom (ddic phantom --seed 1000), not real scans",
+                     "training_curve": "loss.csv, loss.png"}
+    card_path = save_model(trained_model.unet, card, out_dir / "model.safetensors", dtype="float16")
+    if (run_dir / "loss.csv").is_file():
+        shutil.copyfile(run_dir / "loss.csv", out_dir / "loss.csv")
+        _plot_loss(out_dir / "loss.csv", out_dir / "loss.png", f"{card.domain} demo model")
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    if grids:
+        shutil.copyfile(grids[-1], out_dir / "samples.png")
+    return card_path
+
+
+def _plot_loss(csv_path: Path, png_path: Path, title: str) -> None:
+    """Training curve: per-step loss and its 50-step running mean (matplotlib, if installed)."""
+    import csv
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    loss = [float(r["loss"]) for r in rows]
+    window = 50
+    smooth = [sum(loss[max(0, i - window + 1):i + 1]) / len(loss[max(0, i - window + 1):i + 1])
+              for i in range(len(loss))]
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot(steps, loss, lw=0.5, alpha=0.4, label="loss")
+    ax.plot(steps, smooth, lw=1.5, label=f"{window}-step mean")
+    ax.set_xlabel("step")
+    ax.set_ylabel("ε-MSE")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)

@@ -1,0 +1,340 @@
+"""The main job, end to end on one frame: ultrasound in → pseudo-MRI, ventricle, CNR, picture and report.
+
+``ddic demo`` runs it on a phantom frame with the bundled demo models (no download, no GPU); with
+``frame=`` it runs on the user's own frame. The stages, each timed in the report:
+
+1. **frame** — render phantom case ``seed`` (an HC18-like 800×540 frame with known anatomy), or read one;
+2. **head** — the automatic skull-ellipse fit and the canonical head transform (frame ⇄ model grid);
+3. **translate** — DDIC with the two models; the pseudo-MRI is resampled back onto the frame's grid;
+4. **prompts** — the distal lateral ventricle's point, box and CNR squares from the atlas
+   (:mod:`ddic.data.ventricle_atlas`), mapped onto the frame;
+5. **segment** — the ventricle on the pseudo-MRI (offline backend, or SAM when weights are given);
+6. **measure** — atrium width of the mask, CNR / gCNR on the ultrasound and the pseudo-MRI with the
+   same squares; on a phantom frame also Dice, width error and HC error against the ground truth.
+
+Outputs (in ``out``, each written atomically; the folder must be new or empty unless ``overwrite``):
+``pseudo_mri.nrrd`` (frame geometry), ``ultrasound.nrrd`` (the phantom frame, so both open in Slicer),
+``ventricle_mask.nrrd``, ``side_by_side.png`` (outline and ROI squares drawn) and ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DDICInputError
+from ..io.atomic import write_text_atomic
+from ..io.images import Frame, read_frame, write_like, write_png
+from ..io.preview import to_uint8_display
+from ..progress import ProgressCallback
+from ..translate.options import TranslateOptions
+from ..data.ventricle_atlas import prompts_for_transform, to_frame
+from .overlay import draw_box, draw_outline, to_rgb
+
+DEMO_STEPS = 100
+"""ODE steps of the demo: DDIC faithful at N = 100 is ≈ 37 s per frame for the tiny 64-px models on a
+2-core CPU (BENCHMARKS.md, translation speed), well inside the 2-minute budget of the main job."""
+DEMO_MODE = "faithful"
+DEMO_GA_WEEKS = 30.0
+OUTPUT_NAMES = ("pseudo_mri.nrrd", "ultrasound.nrrd", "ventricle_mask.nrrd", "side_by_side.png", "report.json")
+
+
+@dataclass
+class DemoOptions:
+    """What ``ddic demo`` does; every field has a CLI flag of the same name."""
+
+    out: Path
+    frame: Path | None = None  # None: render phantom case ``seed``
+    pixel_size_mm: float | None = None  # for picture frames (PNG/JPG carry no spacing)
+    seed: int = 0
+    ga_weeks: float = DEMO_GA_WEEKS
+    us_model: str | None = None  # None: the bundled demo model
+    mri_model: str | None = None
+    method: str = "ddic"
+    mode: str = DEMO_MODE
+    steps: int = DEMO_STEPS
+    device: str = "auto"
+    backend: str = "auto"  # segmentation: auto (SAM if a checkpoint is given), sam, classical
+    sam_checkpoint: str | None = None
+    sam_model_type: str | None = None  # None: read from the checkpoint
+    anterior: str = "auto"  # auto, right, left
+    overwrite: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise DDICInputError(f"--out {out} exists and is not a folder; choose a folder.")
+    if out.exists():
+        clashes = [name for name in OUTPUT_NAMES if (out / name).exists()]
+        if clashes and not overwrite:
+            raise DDICInputError(f"{out} already holds demo results ({', '.join(clashes)}); pass --overwrite or "
+                                 "choose another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _phantom_frame(seed: int, ga_weeks: float) -> tuple[Frame, dict]:
+    from ..data.phantom.dataset import render_paired_case
+
+    case = render_paired_case(int(seed), 0, (float(ga_weeks), float(ga_weeks)))
+    rendered = case["frame"]
+    ps = float(rendered.pixel_size_mm)
+    frame = Frame.from_array(rendered.image.astype(np.float32), spacing=(ps, ps))
+    frame.is_8bit = True
+    return frame, case
+
+
+def _bundled(domain: str) -> str:
+    from ..models.bundled import bundled_model_path
+
+    return str(bundled_model_path(domain))
+
+
+def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
+             stage: "callable | None" = None) -> dict:
+    """Run the main job (see the module docstring); return the report (also written to report.json)."""
+    from ..io.modelfile import load_model
+    from ..measure.contrast import measure_pair
+    from ..measure.regions import PixelBox
+    from ..measure.width import atrium_width
+    from ..segment.backend import make_segmenter
+    from ..segment.prompts import Prompts
+    from ..translate.engine import Translator
+    from ..translate.frames import translate_frames
+    from ..translate.placement import PlacementOptions, place_frame
+
+    say = stage or (lambda text: None)
+    out = Path(options.out)
+    _check_out(out, options.overwrite)
+    if options.frame is not None and options.frame.resolve().parent == out.resolve() \
+            and options.frame.name in OUTPUT_NAMES:
+        raise DDICInputError(f"{options.frame} would be overwritten by the demo's outputs; choose another --out.")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    # 1. frame
+    case = None
+    if options.frame is None:
+        say(f"rendering phantom case (seed {options.seed}, GA {options.ga_weeks:g} w)")
+        frame, case = _phantom_frame(options.seed, options.ga_weeks)
+        pixel_size = frame.spacing[0]
+    else:
+        frame = read_frame(options.frame)
+        pixel_size = options.pixel_size_mm
+    lap("frame")
+
+    # 2. models and head
+    say("loading models")
+    us_model = load_model(options.us_model or _bundled("us"), expected_domain="us")
+    mri_model = load_model(options.mri_model or _bundled("mri"), expected_domain="mri",
+                           expected_image_size=us_model.card.image_size)
+    size = us_model.card.image_size
+    anterior = {"auto": None, "right": True, "left": False}[options.anterior]
+    orientation_note = None
+    if anterior is None and case is not None:
+        # On a phantom frame the orientation is known, as a user confirms it in the Slicer panel; the automatic
+        # guess abstains on about a quarter of frames (BENCHMARKS.md, orientation).
+        anterior = bool(case["transform"].anterior_right)
+        orientation_note = "phantom truth (as a user would confirm it)"
+    say("finding the head (skull-ellipse fit)")
+    place = place_frame(frame, size, PlacementOptions(mode="head", pixel_size_mm=pixel_size, anterior_right=anterior))
+    transform = place.transform
+    if orientation_note:
+        place.info["orientation_source"] = orientation_note
+    lap("head")
+
+    # 3. translate
+    translate_options = TranslateOptions(method=options.method, mode=options.mode, steps=options.steps,
+                                         device=options.device)
+    translator = Translator(us_model, mri_model, translate_options)
+    say(f"translating with {options.method}{'/' + options.mode if options.method == 'ddic' else ''}, "
+        f"N = {options.steps}, on {translator.device}")
+    fixed = PlacementOptions(mode="head", ellipse=transform.ellipse, pixel_size_mm=pixel_size,
+                             anterior_right=transform.anterior_right)
+    result = translate_frames([frame], translator, progress=progress, placement=fixed)[0]
+    pseudo_mri = result.pseudo_mri
+    lap("translate")
+
+    # 4. prompts
+    say("placing the ventricle prompts (atlas)")
+    canonical_prompts = prompts_for_transform(transform)
+    prompts = to_frame(canonical_prompts, transform)
+    lap("prompts")
+
+    # 5. segment
+    segmenter = make_segmenter(options.backend, checkpoint=options.sam_checkpoint, model_type=options.sam_model_type,
+                               device=options.device)
+    say(f"segmenting the distal lateral ventricle ({segmenter.backend_message})")
+    segmenter.set_image(pseudo_mri)
+    h, w = frame.shape
+    x0, y0, x1, y1 = prompts.box
+    box = (max(0.0, x0), max(0.0, y0), min(w - 1.0, x1), min(h - 1.0, y1))
+    segmentation = segmenter.predict(Prompts(positive=[prompts.point], box=box))
+    mask = np.asarray(segmentation.mask, dtype=bool)
+    lap("segment")
+
+    # 6. measure
+    say("measuring")
+    roi = PixelBox.around(*_centre(prompts.roi), _side(prompts.roi))
+    background = PixelBox.around(*_centre(prompts.background), _side(prompts.background))
+    contrast = measure_pair(frame.pixels, pseudo_mri, roi, background)
+    posterior = _posterior_direction(transform)
+    spacing_xy = (pixel_size or frame.spacing[0], pixel_size or frame.spacing[1])
+    width = atrium_width(mask, spacing_xy, posterior=posterior) if mask.sum() >= 3 else None
+    truth = _phantom_truth(case, canonical_prompts, mask, width, place) if case is not None else None
+    lap("measure")
+
+    # outputs
+    us_display = to_uint8_display(frame.pixels, frame.is_8bit)
+    mri_display = np.clip(pseudo_mri, 0, 255)
+    picture = _picture(us_display, mri_display, mask, (roi, background))
+    write_like(pseudo_mri, frame, out / "pseudo_mri.nrrd")
+    write_like(mask.astype(np.float32), frame, out / "ventricle_mask.nrrd")
+    if case is not None:
+        write_like(frame.pixels, frame, out / "ultrasound.nrrd")
+    write_png(picture, out / "side_by_side.png")
+    lap("write")
+
+    report = {
+        "kind": "ddic_demo_report", "version": __version__,
+        "input": {"frame": str(options.frame) if options.frame else None,
+                  "phantom": None if case is None else {"seed": options.seed, "ga_weeks": options.ga_weeks},
+                  "shape": list(frame.shape), "pixel_size_mm": pixel_size},
+        "models": {"us": us_model.model_id, "mri": mri_model.model_id,
+                   "us_card": str(us_model.card_path), "mri_card": str(mri_model.card_path),
+                   "image_size": size, "trained_on": us_model.card.training.get("data_description", "")},
+        "translation": {**translate_options.to_dict(), "device": str(translator.device),
+                        "final_correlation": result.final_correlation},
+        "head": {**place.info},
+        "prompts": {"canonical": canonical_prompts.to_dict(), "frame": prompts.to_dict()},
+        "segmentation": {"backend": segmentation.backend, "how": segmenter.backend_message,
+                         "score": _float(segmentation.score), "reason": segmentation.reason,
+                         "pixels": int(mask.sum()), "area_mm2": float(mask.sum() * frame.spacing[0] * frame.spacing[1])},
+        "atrium_width_mm": None if width is None else _float(width.width_mm),
+        "cnr": {"roi": _box(roi), "background": _box(background), **contrast.to_dict()},
+        "truth": truth,
+        "timings_s": timings, "seconds_total": round(sum(timings.values()), 3),
+        "host": {"machine": platform.machine(), "python": platform.python_version()},
+        "outputs": sorted(name for name in OUTPUT_NAMES if (out / name).exists() or name == "report.json"),
+    }
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _posterior_direction(transform) -> tuple[float, float]:
+    """The frame-pixel direction of canonical −x (towards the occiput, where the atria are)."""
+    c = (transform.size - 1) / 2.0
+    a, b = transform.point_to_frame(np.array([[c, c], [c - 1.0, c]]))
+    d = b - a
+    return float(d[0]), float(d[1])
+
+
+def _centre(box) -> tuple[float, float]:
+    x0, y0, x1, y1 = box
+    return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+
+def _side(box) -> int:
+    x0, y0, x1, y1 = box
+    return max(int(round(min(x1 - x0, y1 - y0))), 2)
+
+
+def _box(box) -> list[int]:
+    return [box.x0, box.y0, box.x1, box.y1]
+
+
+def _float(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _picture(us: np.ndarray, mri: np.ndarray, mask: np.ndarray, boxes) -> np.ndarray:
+    """US | pseudo-MRI, both with the ventricle outline (yellow), ROI (red) and background (cyan) squares."""
+    panels = []
+    for image in (us, mri):
+        rgb = to_rgb(image)
+        draw_outline(rgb, mask, (255, 220, 0))
+        draw_box(rgb, boxes[0], (255, 40, 40))
+        draw_box(rgb, boxes[1], (0, 220, 255))
+        panels.append(rgb)
+    gap = np.zeros((us.shape[0], 4, 3), dtype=np.float32)
+    return np.concatenate([panels[0], gap, panels[1]], axis=1)
+
+
+def _phantom_truth(case: dict, canonical_prompts, mask: np.ndarray, width, place) -> dict:
+    """Ground truth of a phantom frame: the distal ventricle's label mask in the frame, its atrium width,
+    the true HC — and the demo's errors against them."""
+    from scipy import ndimage
+
+    from ..data.labels import Label
+
+    rendered = case["frame"]
+    params = case["params"]
+    labels = rendered.labels
+    ventricle = np.isin(labels, [int(Label.LATERAL_VENTRICLE), int(Label.CHOROID_PLEXUS)])
+    components, _ = ndimage.label(ventricle)
+    # the true distal ventricle: the component the segmentation overlaps most (or none)
+    overlap = np.bincount(components[mask], minlength=components.max() + 1) if mask.any() else None
+    truth_mask = np.zeros_like(ventricle)
+    if overlap is not None and overlap[1:].any():
+        truth_mask = components == int(np.argmax(overlap[1:]) + 1)
+    dice = (2.0 * np.logical_and(mask, truth_mask).sum() / (mask.sum() + truth_mask.sum())
+            if (mask.sum() + truth_mask.sum()) else None)
+    # canonical labels: fetal left hemisphere in the lower half (v > 0) of the canonical grid
+    side = "left" if canonical_prompts.side == "bottom" else "right"
+    true_width = params.hemisphere(side).atrium_width_mm
+    hc_detected = place.info.get("hc_mm")
+    hc_true = float(rendered.geometry.head_circumference_mm)
+    return {
+        "hc_mm": round(hc_true, 2), "hc_error_percent": None if hc_detected is None
+        else round(100.0 * (hc_detected - hc_true) / hc_true, 2),
+        "distal_hemisphere": side, "atrium_width_mm": round(float(true_width), 2),
+        "atrium_width_error_mm": None if width is None else round(float(width.width_mm) - float(true_width), 2),
+        "ventricle_dice": None if dice is None else round(float(dice), 4),
+        "ga_weeks": round(float(params.ga_weeks), 2),
+    }
+
+
+def summary_lines(report: dict, out: Path) -> list[str]:
+    """The one-screen summary printed at the end of ``ddic demo``."""
+    c = report["cnr"]
+    t = report.get("truth") or {}
+    lines = [
+        f"DDIC demo — {report['translation']['method']}/{report['translation']['mode']}, "
+        f"N = {report['translation']['steps']}, {report['translation']['device']}, "
+        f"{report['seconds_total']:.1f} s in all",
+        f"  head        HC {report['head'].get('hc_mm', float('nan')):.1f} mm (skull fit)"
+        + (f", truth {t['hc_mm']:.1f} mm ({t['hc_error_percent']:+.1f} %)" if t.get("hc_mm") else ""),
+        f"  ventricle   {report['segmentation']['backend']}: {report['segmentation']['pixels']} px, "
+        f"atrium width {_fmt(report['atrium_width_mm'])} mm"
+        + (f" (truth {t['atrium_width_mm']:.1f} mm, Dice {_fmt(t.get('ventricle_dice'))})" if t else ""),
+        f"  CNR         ultrasound {_fmt(c['us']['cnr'])} → pseudo-MRI {_fmt(c['pseudo_mri']['cnr'])}"
+        f"   (gCNR {_fmt(c['us']['gcnr'])} → {_fmt(c['pseudo_mri']['gcnr'])})",
+        f"  outputs     {out}/: " + ", ".join(report["outputs"]),
+        "  Demo models trained on synthetic phantoms: for demonstration only, not for clinical use.",
+    ]
+    return lines
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def options_dict(options: DemoOptions) -> dict:
+    data = asdict(options)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
