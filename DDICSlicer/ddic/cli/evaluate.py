@@ -13,7 +13,7 @@ import contextlib
 from pathlib import Path
 
 from ..metrics.fid import N_BOOTSTRAP
-from ..translate.options import ALL_METHODS, DEFAULT_STEPS, MODE_NOTES, MODES, PAPER_LR
+from ..translate.options import ALL_METHODS, CORRELATION_SIGNS, DEFAULT_STEPS, MODE_NOTES, MODES, PAPER_LR
 from .common import tqdm_progress
 
 
@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--mode", choices=MODES, default="faithful",
                    help="DDIC variant: " + "; ".join(f"{k}: {v}" for k, v in MODE_NOTES.items()))
     p.add_argument("--lr", type=float, default=PAPER_LR, help="DDIC correlation step size (at 1000 steps)")
+    p.add_argument("--corr-sign", choices=CORRELATION_SIGNS, default="+1",
+                   help="DDIC correlation sign: +1 as the paper, -1 or abs")
     p.add_argument("--batch-size", type=int, default=16, help="frames translated together")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N frames (by name)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (and torch)")
@@ -65,7 +67,7 @@ def options_from_args(args):
     return EvaluateOptions(
         us_test=args.us_test, out=args.out, methods=args.methods, us_model=args.us_model, mri_model=args.mri_model,
         cyclegan_model=args.cyclegan_model, mri_ref=args.mri_ref, paired=args.paired, steps=args.steps,
-        mode=args.mode, lr=args.lr, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+        mode=args.mode, lr=args.lr, corr_sign=args.corr_sign, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
         inception_weights=args.inception_weights, device="cpu" if args.cpu else args.device, fid=not args.no_fid,
         n_bootstrap=args.bootstrap, grid_frames=args.grid_frames)
 

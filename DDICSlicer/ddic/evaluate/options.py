@@ -27,6 +27,7 @@ class EvaluateOptions:
     steps: int = DEFAULT_STEPS
     mode: str = "faithful"
     lr: float = PAPER_LR
+    corr_sign: str = "+1"  # as the paper; "-1" or "abs" (see TranslateOptions)
     batch_size: int = 16
     limit: int | None = None
     seed: int = 0
@@ -58,13 +59,13 @@ class EvaluateOptions:
     def translate_options(self) -> TranslateOptions:
         """The shared translation options (each method takes what it uses; ``method`` is set per method)."""
         return TranslateOptions(method="ddic", mode=self.mode, steps=int(self.steps), lr=float(self.lr),
-                                batch_size=int(self.batch_size), device=self.device)
+                                corr_sign=str(self.corr_sign), batch_size=int(self.batch_size), device=self.device)
 
     def to_dict(self) -> dict:
         return {"us_test": str(self.us_test), "out": str(self.out), "methods": list(self.methods),
                 "us_model": self.us_model, "mri_model": self.mri_model, "cyclegan_model": self.cyclegan_model,
                 "mri_ref": None if self.mri_ref is None else str(self.mri_ref),
                 "paired": None if self.paired is None else str(self.paired), "steps": self.steps, "mode": self.mode,
-                "lr": self.lr, "batch_size": self.batch_size, "limit": self.limit, "seed": self.seed,
+                "lr": self.lr, "corr_sign": self.corr_sign, "batch_size": self.batch_size, "limit": self.limit, "seed": self.seed,
                 "inception_weights": self.inception_weights, "device": self.device, "fid": self.fid,
                 "n_bootstrap": self.n_bootstrap, "grid_frames": self.grid_frames}
