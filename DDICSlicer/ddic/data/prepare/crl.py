@@ -24,9 +24,15 @@ from pathlib import Path
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX
 from ...progress import ProgressCallback
-from .output import check_out
-from .mri_common import (DEFAULT_SLICE_STEP_MM, DEFAULT_SLICES, MRIPrepareSummary, VolumeItem, check_options,
-                         prepare_volumes)
+from .mri_common import (
+    DEFAULT_SLICE_STEP_MM,
+    DEFAULT_SLICES,
+    MRIPrepareSummary,
+    VolumeItem,
+    VolumeTriage,
+    prepare_volumes,
+    start_run,
+)
 
 GA_RANGE = (21, 38)
 LABEL_SUFFIXES = ("_tissue", "_parcellation")
@@ -70,18 +76,12 @@ def prepare_crl(root, out, *, n_slices: int = DEFAULT_SLICES, step_mm: float = D
                 skip_bad: bool = False, overwrite: bool = False,
                 progress: ProgressCallback | None = None) -> MRIPrepareSummary:
     """Prepare the CRL atlas templates under ``root`` into ``out`` (see the module docstring)."""
-    root, out = Path(root), Path(out)
-    check_options(n_slices, step_mm, test_fraction, size)
-    if not root.is_dir():
-        raise DDICInputError(f"CRL atlas folder not found: {root}.")
-    check_out(out, overwrite)
+    root, out = start_run("CRL atlas", root, out, overwrite, n_slices, step_mm, test_fraction, size)
     templates = find_templates(root)
     if not templates:
         raise DDICInputError(f"No CRL atlas template (STA<GA>.nii.gz, GA {GA_RANGE[0]}–{GA_RANGE[1]}) under {root}.")
     seen: dict[str, Path] = {}
-    items: list[VolumeItem] = []
-    problems: list[str] = []
-    skipped: list[tuple[VolumeItem, str]] = []
+    triage = VolumeTriage(skip_bad)
     for subject, ga, path, labels in templates:
         rel = path.relative_to(root).as_posix()
         reason = None
@@ -95,12 +95,7 @@ def prepare_crl(root, out, *, n_slices: int = DEFAULT_SLICES, step_mm: float = D
         seen.setdefault(subject, path)
         item = VolumeItem(subject=subject, image=path, labels=labels if labels is not None else path,
                           ga_weeks=float(ga), condition="atlas", label_scheme="auto")
-        if reason is None:
-            items.append(item)
-        elif skip_bad:
-            skipped.append((item, reason))
-        else:
-            problems.append(f"{rel}: {reason}")
-    return prepare_volumes("CRL", root, out, items, problems=problems, n_slices=n_slices, step_mm=step_mm,
+        triage.add(item, reason, rel)
+    return prepare_volumes("CRL", root, out, triage.items, problems=triage.problems, n_slices=n_slices, step_mm=step_mm,
                            test_fraction=test_fraction, split_seed=split_seed, size=size, skip_bad=skip_bad,
-                           overwrite=overwrite, progress=progress, pre_skipped=skipped)
+                           overwrite=overwrite, progress=progress, pre_skipped=triage.skipped)

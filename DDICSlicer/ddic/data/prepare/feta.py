@@ -24,9 +24,15 @@ from pathlib import Path
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX
 from ...progress import ProgressCallback
-from .output import check_out
-from .mri_common import (DEFAULT_SLICE_STEP_MM, DEFAULT_SLICES, MRIPrepareSummary, VolumeItem, check_options,
-                         prepare_volumes)
+from .mri_common import (
+    DEFAULT_SLICE_STEP_MM,
+    DEFAULT_SLICES,
+    MRIPrepareSummary,
+    VolumeItem,
+    VolumeTriage,
+    prepare_volumes,
+    start_run,
+)
 
 PARTICIPANTS_NAME = "participants.tsv"
 _ID_NAMES = ("participant_id", "participant", "subject_id", "subject", "id", "sub")
@@ -116,19 +122,13 @@ def prepare_feta(root, out, *, n_slices: int = DEFAULT_SLICES, step_mm: float = 
                  participants: Path | None = None, skip_bad: bool = False, overwrite: bool = False,
                  progress: ProgressCallback | None = None) -> MRIPrepareSummary:
     """Prepare the FeTA release under ``root`` into ``out`` (see the module docstring)."""
-    root, out = Path(root), Path(out)
-    check_options(n_slices, step_mm, test_fraction, size)
-    if not root.is_dir():
-        raise DDICInputError(f"FeTA folder not found: {root}.")
-    check_out(out, overwrite)
+    root, out = start_run("FeTA", root, out, overwrite, n_slices, step_mm, test_fraction, size)
     volumes = find_volumes(root)
     if not volumes:
         raise DDICInputError(f"No FeTA volume (sub-*/anat/*_T2w.nii.gz) under {root}.")
     table_path = Path(participants) if participants is not None else root / PARTICIPANTS_NAME
     table = read_participants(table_path)
-    items: list[VolumeItem] = []
-    problems: list[str] = []
-    skipped: list[tuple[VolumeItem, str]] = []
+    triage = VolumeTriage(skip_bad)
     for subject, t2w, dseg in volumes:
         rel = t2w.relative_to(root).as_posix()
         reason = None
@@ -141,14 +141,9 @@ def prepare_feta(root, out, *, n_slices: int = DEFAULT_SLICES, step_mm: float = 
             reason = f"{subject} has no gestational age in {table_path.name} (line {row[2]})"
         item = VolumeItem(subject=subject, image=t2w, labels=dseg if dseg is not None else t2w,
                           ga_weeks=row[1] if row else None, condition=row[0] if row else "", label_scheme="feta")
-        if reason is None:
-            items.append(item)
-        elif skip_bad:
-            skipped.append((item, reason))
-        else:
-            problems.append(f"{rel}: {reason}")
-    summary = prepare_volumes("FeTA", root, out, items, problems=problems, n_slices=n_slices, step_mm=step_mm,
+        triage.add(item, reason, rel)
+    summary = prepare_volumes("FeTA", root, out, triage.items, problems=triage.problems, n_slices=n_slices, step_mm=step_mm,
                               test_fraction=test_fraction, split_seed=split_seed, size=size, skip_bad=skip_bad,
-                              overwrite=overwrite, progress=progress, pre_skipped=skipped,
+                              overwrite=overwrite, progress=progress, pre_skipped=triage.skipped,
                               parameters={"participants": str(table_path)})
     return summary

@@ -368,6 +368,37 @@ def check_options(n_slices: int, step_mm: float, test_fraction: float, size: int
         raise DDICInputError(f"--size must be at least 8 pixels, got {size}.")
 
 
+def start_run(dataset: str, root, out, overwrite: bool, n_slices: int, step_mm: float, test_fraction: float,
+              size: int) -> tuple[Path, Path]:
+    """The checks every volume preparer makes before it reads anything: options, input folder, output folder."""
+    root, out = Path(root), Path(out)
+    check_options(n_slices, step_mm, test_fraction, size)
+    if not root.is_dir():
+        raise DDICInputError(f"{dataset} folder not found: {root}.")
+    from .output import check_out
+
+    check_out(out, overwrite)
+    return root, out
+
+
+@dataclass
+class VolumeTriage:
+    """Volumes found on disk, sorted into usable items, skipped ones (``skip_bad``) and problems to report."""
+
+    skip_bad: bool
+    items: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+    def add(self, item: VolumeItem, reason: str | None, rel: str) -> None:
+        if reason is None:
+            self.items.append(item)
+        elif self.skip_bad:
+            self.skipped.append((item, reason))
+        else:
+            self.problems.append(f"{rel}: {reason}")
+
+
 def prepare_volumes(dataset: str, root: Path, out: Path, items: list[VolumeItem], *, problems: list[str] | None = None,
                     n_slices: int = DEFAULT_SLICES, step_mm: float = DEFAULT_SLICE_STEP_MM,
                     test_fraction: float = 0.0, split_seed: int = 0, size: int = CANONICAL_SIZE_PX,
