@@ -43,7 +43,7 @@ def test_translate_writes_results_with_input_geometry(frames, random_models, tmp
     preview = sitk.ReadImage(str(out / "a_side_by_side.png"))
     assert preview.GetSize() == (2 * 40 + 4, 27)
     report = json.loads((out / "translate.json").read_text())
-    assert report["options"]["steps"] == 3 and report["options"]["effective_lr"] == pytest.approx(1000.0)
+    assert report["options"]["steps"] == 3 and report["step_lr"] == pytest.approx(62.5)
     assert len(report["frames"]) == 2 and report["device"] == "cpu"
     assert all(isinstance(f["final_correlation"], float) for f in report["frames"])
     assert "2 frame(s) translated with ddic/faithful" in capsys.readouterr().out

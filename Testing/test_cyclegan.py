@@ -300,7 +300,7 @@ def test_diffusion_translator_refuses_cyclegan(trained):
     from ddic.translate.engine import Translator
 
     options = TranslateOptions(method="cyclegan")
-    assert options.effective_lr == 0.0
+    assert options.step_lr(128) == 0.0
     with pytest.raises(DDICModelError, match="CycleGANTranslator"):
         Translator(None, None, options)  # refused before the models are looked at
     with pytest.raises(DDICInputError, match="method 'cyclegan'"):

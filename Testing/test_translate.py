@@ -60,17 +60,19 @@ def test_guidance_moves_the_correlation_the_way_it_is_told(mode, schedule, gauss
     finals = []
     for lr in (0.0, 0.1, 0.3):
         _, trace = translate_tensor(source, *gaussians, schedule,
-                                    TranslateOptions(mode=mode, steps=20, lr=lr, corr_sign="-1", median_kernel=3))
+                                    TranslateOptions(mode=mode, steps=20, lr=lr, corr_sign="-1", median_kernel=3,
+                                                     lr_reference_size=source.shape[-1]))
         finals.append(-trace.correlation[-1].mean().item())  # the recorded value is s·r; s = −1
     assert finals[0] > 0.95
     assert finals[0] > finals[1] > finals[2] and finals[2] < 0.0
 
 
-def test_effective_lr_scales_with_steps():
-    assert TranslateOptions(steps=1000).effective_lr == pytest.approx(3.0)
-    assert TranslateOptions(steps=100).effective_lr == pytest.approx(30.0)
-    assert TranslateOptions(steps=50, lr=1.5, lr_reference_steps=100).effective_lr == pytest.approx(3.0)
-    assert TranslateOptions(method="ddib", steps=50).effective_lr == 0.0
+def test_step_lr_scales_with_steps_and_pixel_count():
+    assert TranslateOptions(steps=1000).step_lr(128) == pytest.approx(3.0)
+    assert TranslateOptions(steps=100).step_lr(128) == pytest.approx(30.0)
+    assert TranslateOptions(steps=100).step_lr(64) == pytest.approx(7.5)  # (64/128)² of the 128-px rate
+    assert TranslateOptions(steps=50, lr=1.5, lr_reference_steps=100).step_lr(128) == pytest.approx(3.0)
+    assert TranslateOptions(method="ddib", steps=50).step_lr(64) == 0.0
 
 
 @pytest.mark.parametrize("field,value", [("method", "pix2pix"), ("mode", "fast"), ("steps", 1),
@@ -88,7 +90,7 @@ def test_options_refuse_bad_values(field, value):
 def test_options_dict_round_trip():
     options = TranslateOptions(mode="cheap", steps=50, corr_sign="abs")
     data = options.to_dict()
-    assert data["effective_lr"] == pytest.approx(60.0)
+    assert data["solver"] == "ddim" and "effective_lr" not in data
     assert TranslateOptions.from_dict(data) == options
     with pytest.raises(DDICInputError, match="Unknown"):
         TranslateOptions.from_dict({"stepz": 3})

@@ -233,6 +233,7 @@ def translate_all(args) -> int:
     elapsed = time.perf_counter() - started
     report = {
         "options": options.to_dict(),
+        "step_lr": options.step_lr(translator.image_size),
         **model_ids,
         "device": str(translator.device), "rank": rank, "world_size": world,
         "host": platform.node(), "seconds": round(elapsed, 3),

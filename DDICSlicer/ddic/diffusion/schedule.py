@@ -27,9 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import DDICInputError, DDICModelError
-
-NUM_TRAIN_TIMESTEPS = 1000
-"""T: the number of training timesteps of every DDIC model."""
+from .constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
 
 COSINE_OFFSET = 0.008
 """The small offset s of the cosine schedule (guided-diffusion)."""
@@ -97,9 +95,9 @@ def spaced_timesteps(num_steps: int, num_timesteps: int = NUM_TRAIN_TIMESTEPS) -
     """N of T timesteps, ascending, evenly spaced with 0 and T−1 included; N = T gives every t."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
         raise DDICInputError(f"The number of steps must be an integer, got {num_steps!r}.")
-    if not 2 <= num_steps <= num_timesteps:
+    if not MIN_STEPS <= num_steps <= num_timesteps:
         raise DDICInputError(
-            f"The number of steps must be between 2 and {num_timesteps}, got {num_steps}. "
+            f"The number of steps must be between {MIN_STEPS} and {num_timesteps}, got {num_steps}. "
             "Use 1000 for the paper's full-step translation, or 50–100 for a fast one."
         )
     # accumulate the fractional stride and round each position (Python's round), exactly as

@@ -189,7 +189,7 @@ def run_evaluation(options: EvaluateOptions, progress: ProgressCallback | None =
         "run": {"started": started_at, "seconds": round(time.perf_counter() - started, 3),
                 "options": options.to_dict(),
                 "translation": {k: v for k, v in base.to_dict().items()
-                                if k in ("steps", "mode", "lr", "effective_lr", "median_kernel", "corr_sign")}},
+                                if k in ("solver", "steps", "mode", "lr", "median_kernel", "corr_sign")}},
         "test_set": cases_module.describe(test_set), "paired": None if paired_folder is None else str(paired_folder),
         "methods": list(options.methods),
         "models": {m: mm.ids for m, mm in models.items()},

@@ -43,7 +43,7 @@ def guided_decode(latent: torch.Tensor, us_eps, mri_eps, grid: StepGrid, options
     uses_cache = options.mode in ("cached", "cheap")
     if uses_cache and (us_trajectory is None or len(us_trajectory) != len(grid) + 1):
         raise ValueError("the cached and cheap modes need the encoder trajectory (levels 0 … N)")
-    lr = options.effective_lr
+    lr = options.step_lr(latent.shape[-1])
     clip = options.clip_decode
     x = latent
     y = latent

@@ -1,15 +1,18 @@
 """Translation options: one dataclass that the CLI, the worker and the Slicer panel all build.
 
-Defaults follow the paper where it is explicit (lr = 3 at the paper's 1000 steps, correlation sign +1)
-and the reference code (DDIB clipping, 5×5 median with reflect padding) where it is not; see
+Defaults follow the paper where it is explicit (lr = 3 at the paper's 1000 steps and 128 px, correlation
+sign +1) and the reference code (DDIB clipping, 5×5 median with reflect padding) where it is not; see
 ``shared/docs/diffusion-notes.md`` §9 for the reasoning behind each.
+
+This module imports neither torch nor numpy: the Slicer panel builds these records in Slicer's own process
+and hands them to the translation process as JSON (:meth:`TranslateOptions.to_dict`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ..diffusion.schedule import NUM_TRAIN_TIMESTEPS
+from ..diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
 from ..errors import DDICInputError
 
 METHODS = ("ddic", "ddib")
@@ -18,12 +21,18 @@ BASELINE_METHODS = ("cyclegan",)
 """Methods with a model of their own (``ddic train-cyclegan``); they ignore the diffusion options."""
 ALL_METHODS = METHODS + BASELINE_METHODS
 MODES = ("faithful", "cached", "cheap")
+SOLVERS = ("ddim", "dpmpp2m")
+"""ODE solvers for encode and decode: first-order DDIM (the paper's), and DPM-Solver++(2M), second-order
+multistep in the data prediction (Lu et al. 2022), with its inversion for the encode."""
 CORRELATION_SIGNS = ("+1", "-1", "abs")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 DEFAULT_STEPS = 100
 PAPER_LR = 3.0
 PAPER_LR_STEPS = NUM_TRAIN_TIMESTEPS
+PAPER_LR_SIZE = 128
+"""The image size (px a side) the paper's lr = 3 was tuned at: the Pearson gradient per pixel falls as
+1/(H·W), so the per-step rate grows with the pixel count to move each pixel by the same amount."""
 
 MODE_NOTES = {
     "faithful": "as the paper: US chain recomputed, gradient through the MRI network, eps recomputed (≈5N evaluations)",
@@ -34,13 +43,15 @@ MODE_NOTES = {
 
 @dataclass
 class TranslateOptions:
-    """How to translate. ``lr`` is given at ``lr_reference_steps`` and scaled by reference/N (pitfall P7)."""
+    """How to translate. ``lr`` keeps the paper's meaning (128 px, N = 1000); see :meth:`step_lr`."""
 
     method: str = "ddic"
     mode: str = "faithful"
+    solver: str = "ddim"
     steps: int = DEFAULT_STEPS
     lr: float = PAPER_LR
     lr_reference_steps: int = PAPER_LR_STEPS
+    lr_reference_size: int = PAPER_LR_SIZE
     median_kernel: int = 5
     corr_sign: str = "+1"
     guide_t_min: int = 0
@@ -62,12 +73,17 @@ class TranslateOptions:
             raise bad("method", self.method, f"choose one of {', '.join(ALL_METHODS)}")
         if self.mode not in MODES:
             raise bad("mode", self.mode, f"choose one of {', '.join(MODES)}")
-        if not isinstance(self.steps, int) or not 2 <= self.steps <= NUM_TRAIN_TIMESTEPS:
-            raise bad("steps", self.steps, f"an integer from 2 to {NUM_TRAIN_TIMESTEPS}")
+        if self.solver not in SOLVERS:
+            raise bad("solver", self.solver, f"choose one of {', '.join(SOLVERS)}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) \
+                or not MIN_STEPS <= self.steps <= NUM_TRAIN_TIMESTEPS:
+            raise bad("steps", self.steps, f"an integer from {MIN_STEPS} to {NUM_TRAIN_TIMESTEPS}")
         if not self.lr >= 0.0:
             raise bad("lr", self.lr, "a learning rate ≥ 0 (0 gives DDIB)")
         if not isinstance(self.lr_reference_steps, int) or self.lr_reference_steps < 1:
             raise bad("lr_reference_steps", self.lr_reference_steps, "a positive integer")
+        if not isinstance(self.lr_reference_size, int) or self.lr_reference_size < 1:
+            raise bad("lr_reference_size", self.lr_reference_size, "a positive integer (pixels a side)")
         if not isinstance(self.median_kernel, int) or self.median_kernel < 1 or self.median_kernel % 2 == 0:
             raise bad("median_kernel", self.median_kernel, "an odd integer ≥ 1 (1 turns the median off)")
         if self.corr_sign not in CORRELATION_SIGNS:
@@ -84,25 +100,27 @@ class TranslateOptions:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise bad("device", self.device, "auto, cpu, cuda or cuda:N")
 
-    @property
-    def effective_lr(self) -> float:
-        """The per-step learning rate actually used: lr·reference/N for DDIC, 0 for DDIB (and CycleGAN)."""
+    def step_lr(self, image_size: int) -> float:
+        """The per-step rate actually used on S-px images: lr · (N_ref/N) · (S/S_ref)² for DDIC, 0 otherwise.
+
+        The paper's lr = 3 is for 128 px and N = 1000. One guided step per level, so the total pull over the
+        chain stays the same as N changes (·N_ref/N); the Pearson gradient per pixel scales as 1/(H·W), so
+        the same per-pixel update at S px needs (S/S_ref)² of the rate (at 64 px a quarter).
+        """
         if self.method != "ddic":
             return 0.0
-        return self.lr * self.lr_reference_steps / self.steps
+        return self.lr * (self.lr_reference_steps / self.steps) * (int(image_size) / self.lr_reference_size) ** 2
 
     def guides(self, t: int) -> bool:
         return self.guide_t_min <= t <= self.guide_t_max
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["effective_lr"] = self.effective_lr
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TranslateOptions":
         names = {f.name for f in fields(cls)}
-        unknown = set(data) - names - {"effective_lr"}
+        unknown = set(data) - names - {"effective_lr", "step_lr"}
         if unknown:
             raise DDICInputError(f"Unknown translation option(s): {', '.join(sorted(unknown))}.")
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,11 @@
+"""Numbers of the diffusion process that code without torch needs too (option parsing, the Slicer panel).
+
+Kept free of torch and numpy so that ``ddic.translate.options`` can be imported inside Slicer's own
+process; :mod:`ddic.diffusion.schedule` builds the schedule from them.
+"""
+
+NUM_TRAIN_TIMESTEPS = 1000
+"""T: the number of training timesteps of every DDIC model."""
+
+MIN_STEPS = 2
+"""The fewest ODE steps a translation may use (one step cannot both leave and reach the clean image)."""
