@@ -32,6 +32,7 @@ from ..translate.options import (
     PRECISIONS,
     TranslateOptions,
 )
+from ..translate.options_document import ANTERIOR_CHOICES
 from ..translate.placement import GEOMETRY_MODES, PlacementOptions
 from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
 
@@ -79,8 +80,15 @@ def register(subparsers) -> None:
     p.add_argument("--ellipse", metavar="CX,CY,A,B,ANGLE",
                    help="skull ellipse in frame pixels (centre, semi-axes, angle in degrees) instead of the "
                         "automatic skull detection; only with a single frame")
-    p.add_argument("--anterior", choices=("auto", "right", "left"), default="auto",
+    p.add_argument("--anterior", choices=tuple(ANTERIOR_CHOICES), default="auto",
                    help="which end of the ellipse's major axis (the one on the frame's right) is frontal")
+    p.add_argument("--options-json", type=Path, metavar="FILE",
+                   help="read every translation and placement option from FILE (a JSON document of "
+                        "ddic.translate.options_document, as the Slicer panel writes it) instead of the option "
+                        "flags above, which must then be left at their defaults")
+    p.add_argument("--watch-parent", type=int, metavar="PID",
+                   help="for programs: stop when process PID ends or stdin is closed; the line 'cancel' on stdin "
+                        "cancels (exit code 130), on every OS")
     p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
     p.add_argument("--progress-format", choices=PROGRESS_FORMATS, default="bar",
                    help="bar: a progress bar on stderr; json: one JSON object per line on stdout for programs "
@@ -89,12 +97,19 @@ def register(subparsers) -> None:
 
 
 def options_from_args(args) -> TranslateOptions:
-    return TranslateOptions(
+    options = TranslateOptions(
         method=args.method, mode=args.mode, steps=args.steps, lr=args.lr,
         lr_reference_steps=args.lr_reference_steps, median_kernel=args.median_kernel,
         corr_sign=args.corr_sign, guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
         clip_decode=not args.no_clip, batch_size=args.batch_size,
         device="cpu" if args.cpu else args.device, precision=args.precision)
+    if getattr(args, "options_json", None):
+        from ..translate.options_document import read
+
+        if options != TranslateOptions():
+            raise DDICInputError("Give the translation options either as flags or in --options-json, not both.")
+        options, _placement = read(args.options_json)
+    return options
 
 
 def check_model_args(args, method: str) -> None:
@@ -116,6 +131,15 @@ def check_model_args(args, method: str) -> None:
 
 
 def placement_from_args(args, frame_count: int) -> PlacementOptions:
+    if getattr(args, "options_json", None):
+        from ..translate.options_document import read
+
+        if (args.geometry, args.pixel_size, args.ellipse, args.anterior) != ("auto", None, None, "auto"):
+            raise DDICInputError("Give the placement options either as flags or in --options-json, not both.")
+        _options, placement = read(args.options_json)
+        if placement.ellipse is not None and frame_count != 1:
+            raise DDICInputError("The ellipse of --options-json describes one frame; translate that frame alone.")
+        return placement
     ellipse = None
     if args.ellipse:
         from ..geometry.ellipse import Ellipse
@@ -127,7 +151,7 @@ def placement_from_args(args, frame_count: int) -> PlacementOptions:
         except ValueError:
             raise DDICInputError(f"--ellipse needs five numbers CX,CY,A,B,ANGLE, got {args.ellipse!r}.") from None
         ellipse = Ellipse(cx, cy, a, b, angle)
-    anterior = {"auto": None, "right": True, "left": False}[args.anterior]
+    anterior = ANTERIOR_CHOICES[args.anterior]
     return PlacementOptions(mode=args.geometry, ellipse=ellipse, pixel_size_mm=args.pixel_size,
                             anterior_right=anterior)
 
@@ -161,6 +185,10 @@ def output_paths(frame_path: Path, out: Path) -> tuple[Path, Path]:
 
 
 def run(args) -> int:
+    if getattr(args, "watch_parent", None) is not None:
+        from .watchdog import start_watchdog
+
+        start_watchdog(args.watch_parent)
     if getattr(args, "progress_format", "bar") == "json":
         return run_with_json_events(lambda: translate_all(args), device_hint="cpu" if args.cpu else args.device)
     return translate_all(args)
