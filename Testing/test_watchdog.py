@@ -88,11 +88,10 @@ def test_process_exists():
 CHILD = textwrap.dedent("""
     import sys, time
     from ddic.cli.watchdog import start_watchdog
-    start_watchdog(int(sys.argv[1]), grace_s=20)
     print("ready", flush=True)
     try:
-        while True:
-            time.sleep(0.05)
+        start_watchdog(int(sys.argv[1]), grace_s=20)
+        time.sleep(600)  # a blocking call: the interrupt must wake it
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(130)

@@ -13,16 +13,17 @@ It is also the soft cancel on every OS: the line ``cancel`` on stdin. Windows ha
 process group, and ``taskkill`` without ``/F`` cannot stop a window-less console process, so a message
 on the pipe is the one cancel that works everywhere.
 
-Either way the main thread gets a ``KeyboardInterrupt`` (``_thread.interrupt_main``), so ``finally``
-blocks run and no half-written result is left under a final name — the same path as Ctrl+C. If the
-main thread is stuck in a long native call and has not ended ``grace_s`` seconds later, the process
-exits hard (``os._exit``) with :data:`EXIT_CANCELLED`.
+Either way the main thread gets a ``KeyboardInterrupt`` — a real SIGINT aimed at it (``pthread_kill``;
+``raise_signal`` on Windows, whose handler also wakes a sleeping main thread), so even a blocking wait
+ends — and ``finally`` blocks run: no half-written result is left under a final name, the same path as
+Ctrl+C. If the main thread is stuck in a long native call and has not ended ``grace_s`` seconds later,
+the process exits hard (``os._exit``) with :data:`EXIT_CANCELLED`.
 """
 
 from __future__ import annotations
 
-import _thread
 import os
+import signal
 import sys
 import threading
 import time
@@ -32,6 +33,14 @@ CANCEL_LINE = "cancel"
 EXIT_CANCELLED = 130  # as for Ctrl+C (ddic.cli.main)
 DEFAULT_INTERVAL_S = 1.0
 DEFAULT_GRACE_S = 15.0
+
+
+def interrupt_main_thread() -> None:
+    """A KeyboardInterrupt in the main thread, waking it from a blocking call (unlike ``interrupt_main``)."""
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    else:
+        signal.raise_signal(signal.SIGINT)
 
 
 def process_exists(pid: int) -> bool:
@@ -75,7 +84,7 @@ class ParentWatchdog:
     """
 
     def __init__(self, parent_pid: int | None = None, stdin=None, interval_s: float = DEFAULT_INTERVAL_S,
-                 grace_s: float = DEFAULT_GRACE_S, interrupt: Callable[[], None] = _thread.interrupt_main,
+                 grace_s: float = DEFAULT_GRACE_S, interrupt: Callable[[], None] = interrupt_main_thread,
                  exit: Callable[[int], None] = os._exit, alive: Callable[[int], bool] = process_exists,
                  log=None):
         self.parent_pid = parent_pid
@@ -92,6 +101,10 @@ class ParentWatchdog:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> ParentWatchdog:
+        if self._interrupt is interrupt_main_thread and threading.current_thread() is threading.main_thread():
+            # a process started with SIGINT ignored (e.g. in the background by a shell) has no Python
+            # handler for it; install the usual one so the interrupt becomes KeyboardInterrupt
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if self.stdin is not None:
             self.threads.append(threading.Thread(target=self.watch_stdin, daemon=True, name="ddic-watch-stdin"))
         if self.parent_pid:
