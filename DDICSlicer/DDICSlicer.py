@@ -302,8 +302,7 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if purpose in self._readyFor:
             return True
         try:
-            with slicer.util.WaitCursor():
-                ready = setup_dependencies(purpose, ask=True)
+            ready = setup_dependencies(purpose, ask=True)
         except DependencyError as exc:
             self.addLog(f"Dependencies: {exc}\n{exc.details}".rstrip())
             if exc.restart_required:
@@ -315,6 +314,8 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return False
         if ready:
             self._readyFor.add(purpose)
+            if purpose == "sam":
+                self.logic.stopSegmentationWorker()  # a worker started before the install could not import SAM
             if self.logic.startDeviceProbe(again=True):  # PyTorch may be new: look for the GPU again
                 self.timer.start()
         return ready
@@ -496,8 +497,8 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             samUnavailable = _("SAM's Python packages are not installed")
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
             self.ui.segmentResultLabel.text = ""
+            self.setStatus(_("Segmenting…"))  # before: the outcome may arrive at once (worker gone)
             self.logic.segment(p, self.onSegmentationResult, samUnavailable=samUnavailable)
-            self.setStatus(_("Segmenting…"))
             self.timer.start()
         self.updateButtons()
 
