@@ -21,7 +21,7 @@ import slicer
 import vtk
 from ddic.diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
 from ddic.translate.options import METHODS, SOLVERS, TranslateOptions
-from ddic.translate.options_document import ANTERIOR_CHOICES
+from ddic.translate.placement import ANTERIOR_CHOICES
 from DDICSlicerLib import process as worker
 from DDICSlicerLib.layout import SideBySide
 from DDICSlicerLib.segments import NEGATIVE_COLOR, POSITIVE_COLOR, TARGET_NAMES

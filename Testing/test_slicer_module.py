@@ -351,7 +351,7 @@ ALLOWED_TOP_LEVEL = {"logging", "os", "shutil", "sys", "typing", "ctk", "numpy",
 # their limits and defaults, the worker protocol version and the watchdog's cancel line. The panel imports
 # these instead of keeping copies.
 LIGHT_ENGINE_MODULES = {"ddic.diffusion.constants", "ddic.translate.options", "ddic.translate.options_document",
-                        "ddic.worker.protocol", "ddic.cli.watchdog"}
+                        "ddic.translate.placement", "ddic.worker.protocol", "ddic.cli.watchdog"}
 
 
 @pytest.mark.parametrize("path", SLICER_FILES, ids=lambda p: p.name)
@@ -379,8 +379,9 @@ def test_light_engine_modules_import_nothing_slicer_lacks():
     code = (f"import sys\nfor m in {sorted(LIGHT_ENGINE_MODULES)!r}: __import__(m)\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)))")
     env = {**os.environ, "PYTHONPATH": str(MODULE_DIR)}
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert set(ast.literal_eval(out.stdout.strip())) - {"__main__"} <= {"ddic", "numpy"}, out.stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    loaded = {m for m in ast.literal_eval(out.stdout.strip()) if not m.startswith("_")}  # site's own hooks
+    assert loaded <= {"ddic", "numpy"}, out.stdout
 
 
 def test_translation_function_is_never_shadowed():
@@ -559,7 +560,7 @@ def test_option_choices_come_from_the_engine():
     from ddic.diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
     from ddic.segment.backend import BACKENDS
     from ddic.translate.options import METHODS, SOLVERS, TranslateOptions
-    from ddic.translate.options_document import ANTERIOR_CHOICES
+    from ddic.translate.placement import ANTERIOR_CHOICES
 
     source = MODULE_FILE.read_text(encoding="utf-8")
     texts = {name: ast.unparse(annotation) for name, annotation in field_annotations().items()}

@@ -95,7 +95,7 @@ def test_job_refusals():
         translation.TranslationJob(frames=[], placement=PlacementOptions(), **base).command()
     with pytest.raises(Exception, match="Invalid translation option steps"):
         translation.panel_options("ddic", 1, "ddim", False)
-    with pytest.raises(ValueError, match="Anterior side"):
+    with pytest.raises(Exception, match="Unknown anterior choice"):
         translation.panel_placement(0, "up", None)
 
 

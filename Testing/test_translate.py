@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddic.diffusion.epsilon import GaussianEpsilon, UNetEpsilon
+from ddic.diffusion.denoisers import GaussianDenoiser, UNetDenoiser
 from ddic.errors import DDICInputError, DDICModelError
 from ddic.io.modelfile import load_model
 from ddic.translate.engine import Translator, translate_tensor
@@ -15,7 +15,7 @@ from conftest import TEST_SIZE
 
 @pytest.fixture(scope="module")
 def gaussians(schedule):
-    return GaussianEpsilon(0.1, 0.2, schedule.alpha_bar), GaussianEpsilon(-0.2, 0.3, schedule.alpha_bar)
+    return GaussianDenoiser(0.1, 0.2, schedule.alpha_bar), GaussianDenoiser(-0.2, 0.3, schedule.alpha_bar)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def source():
 @pytest.fixture(scope="module")
 def unets(random_models):
     us, mri = (load_model(p) for p in random_models)
-    return UNetEpsilon(us.unet), UNetEpsilon(mri.unet)
+    return UNetDenoiser(us.unet), UNetDenoiser(mri.unet)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -120,7 +120,7 @@ def test_translation_is_deterministic(schedule, unets):
     ("ddic", "cheap", 2, 0),      # no network backward, no recompute
 ])
 def test_network_evaluations_per_step(method, mode, forward, backward, schedule, gaussians, source):
-    us, mri = GaussianEpsilon(0.1, 0.2, schedule.alpha_bar), GaussianEpsilon(-0.2, 0.3, schedule.alpha_bar)
+    us, mri = GaussianDenoiser(0.1, 0.2, schedule.alpha_bar), GaussianDenoiser(-0.2, 0.3, schedule.alpha_bar)
     translate_tensor(source, us, mri, schedule, TranslateOptions(method=method, mode=mode, steps=10))
     assert us.counter.forward + mri.counter.forward == forward * 10
     assert us.counter.backward + mri.counter.backward == backward * 10

@@ -35,7 +35,7 @@ FLAG_SETS = [
     ("--mode", "cached", "--steps", "7", "--lr", "2.5", "--median-kernel", "3", "--corr-sign", "abs",
      "--guide-t-min", "10", "--guide-t-max", "900", "--no-clip", "--batch-size", "2", "--precision", "fp32",
      "--geometry", "head", "--pixel-size", "0.25", "--anterior", "left",
-     "--ellipse", "400,270,120.5,90,12", "--device", "cuda:1"),
+     "--ellipse", "400,270,120.5,90,12", "--device", "cuda:1", "--solver", "dpmpp2m"),
     ("--geometry", "square", "--anterior", "right", "--lr-reference-steps", "500"),
 ]
 
@@ -93,10 +93,14 @@ def test_bad_documents_say_what_is_wrong(tmp_path):
         cli_translate.placement_from_args(parse("--options-json", str(tmp_path / "e.json")), 2)
 
 
-def test_anterior_choices_round_trip():
-    for name, value in options_document.ANTERIOR_CHOICES.items():
-        assert options_document.anterior_choice(value) == name
-        assert cli_translate.placement_from_args(parse("--anterior", name), 1).anterior_right is value
+def test_anterior_choices_travel():
+    from ddic.translate.placement import ANTERIOR_CHOICES, anterior_from_choice
+
+    for name in ANTERIOR_CHOICES:
+        placement = cli_translate.placement_from_args(parse("--anterior", name), 1)
+        assert placement.anterior_right is anterior_from_choice(name)
+        back = options_document.from_dict(options_document.to_dict(TranslateOptions(), placement))[1]
+        assert back.anterior_right is anterior_from_choice(name)
 
 
 def test_option_records_import_without_torch():

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddic.translate.options import TranslateOptions
-from ddic.translate.options_document import ANTERIOR_CHOICES
 
 # Rough cost model for the estimate shown before a run (BENCHMARKS.md, "Translation speed"):
 # GFLOP of one network forward at 128 px per preset (scales with pixels), network-forward equivalents
@@ -39,13 +38,11 @@ def panel_options(method: str, steps: int, solver: str, force_cpu: bool) -> Tran
 def panel_placement(pixel_size_mm: float, anterior: str, ellipse: tuple | None):
     """The ``PlacementOptions`` of the panel's choices (0 px size: the frame's own spacing)."""
     from ddic.geometry.ellipse import Ellipse
-    from ddic.translate.placement import PlacementOptions
+    from ddic.translate.placement import PlacementOptions, anterior_from_choice
 
-    if anterior not in ANTERIOR_CHOICES:
-        raise ValueError(f"Anterior side {anterior!r} is not one of {', '.join(ANTERIOR_CHOICES)}.")
     return PlacementOptions(ellipse=Ellipse(*ellipse) if ellipse is not None else None,
                             pixel_size_mm=float(pixel_size_mm) if pixel_size_mm else None,
-                            anterior_right=ANTERIOR_CHOICES[anterior])
+                            anterior_right=anterior_from_choice(anterior))
 
 
 @dataclass

@@ -35,9 +35,7 @@ def translate_frames(frames: list[Frame], translator: Translator, progress: Prog
     model_inputs = []
     for frame, place in zip(frames, placements):
         window = normalisation.window(frame.pixels)
-        canonical = place.transform.to_model()
-        if place.mask is not None:
-            canonical[~place.mask] = 0.0  # as the training data (ddic prepare) was masked
+        canonical = place.model_image()  # masked as the training data (ddic prepare) was
         model_inputs.append(normalisation.to_model(canonical, window))
     batches = translator.translate(np.stack(model_inputs), progress=progress)
     outputs = np.concatenate([b.pseudo_mri for b in batches])

@@ -29,18 +29,6 @@ from .options import TranslateOptions
 FORMAT = "ddic-translate-options"
 FORMAT_VERSION = 1
 
-ANTERIOR_CHOICES = {"auto": None, "right": True, "left": False}
-"""``--anterior`` values (and the panel's choices) → ``PlacementOptions.anterior_right``."""
-
-
-def anterior_choice(anterior_right: bool | None) -> str:
-    """The ``--anterior`` value of a ``PlacementOptions.anterior_right``."""
-    for name, value in ANTERIOR_CHOICES.items():
-        if value is anterior_right:
-            return name
-    raise DDICInputError(f"anterior_right must be true, false or null, got {anterior_right!r}.")
-
-
 def placement_to_dict(placement) -> dict:
     """Every field of a ``PlacementOptions``; the ellipse as ``Ellipse.to_dict()`` (or None)."""
     out = {}
