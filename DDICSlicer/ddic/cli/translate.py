@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import platform
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..io.images import (
 )
 from ..io.preview import side_by_side, to_uint8_display
 from ..translate.options import METHODS, TranslateOptions
+from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
 from ..translate.placement import PlacementOptions
 from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
 from .translate_args import (
@@ -210,11 +212,15 @@ def translate_all(args) -> int:
                 left = to_uint8_display(result.frame.pixels, result.frame.is_8bit)
                 write_png(side_by_side(left, result.pseudo_mri), preview_path)
                 records.append({"frame": str(path), "pseudo_mri": str(mri_path), "preview": str(preview_path),
-                                "final_correlation": result.final_correlation, "placement": result.placement})
+                                "final_correlation": result.final_correlation, "placement": result.placement,
+                                "us_round_trip_rmse": result.us_round_trip_rmse, "trusted": result.trusted})
+                if result.trusted is False:
+                    print(f"warning: {warning_text(path.name, result.us_round_trip_rmse)}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     report = {
         "options": options.to_dict(),
         "step_lr": options.step_lr(translator.image_size),
+        "round_trip_warn_rmse": ROUND_TRIP_WARN_RMSE,
         **model_ids,
         "device": str(translator.device), "rank": rank, "world_size": world,
         "host": platform.node(), "seconds": round(elapsed, 3),

@@ -35,6 +35,7 @@ from ..io.preview import to_uint8_display
 from ..progress import ProgressCallback
 from ..translate.options import TranslateOptions
 from ..translate.placement import PlacementOptions
+from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
 from ..data.ventricle_atlas import prompts_for_transform, to_frame
 from .overlay import draw_box, draw_outline, to_rgb
 
@@ -211,7 +212,12 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
                    "us_card": str(us_model.card_path), "mri_card": str(mri_model.card_path),
                    "image_size": size, "trained_on": us_model.card.training.get("data_description", "")},
         "translation": {**translate_options.to_dict(), "device": str(translator.device),
-                        "final_correlation": result.final_correlation},
+                        "final_correlation": result.final_correlation, "step_lr": translate_options.step_lr(size)},
+        "trust": {"us_round_trip_rmse": result.us_round_trip_rmse, "threshold": ROUND_TRIP_WARN_RMSE,
+                  "trusted": result.trusted,
+                  "meaning": "RMSE ([-1, 1] scale, head pixels) of the frame encoded and decoded by the US model; "
+                             "above the threshold the US model does not represent the frame and the pseudo-MRI "
+                             "must not be trusted"},
         "head": {**place.info},
         "prompts": {"canonical": canonical_prompts.to_dict(), "frame": prompts.to_dict()},
         "segmentation": {"backend": segmentation.backend, "how": segmenter.backend_message,
@@ -311,8 +317,9 @@ def summary_lines(report: dict, out: Path) -> list[str]:
     t = report.get("truth") or {}
     lines = [
         f"DDIC demo — {report['translation']['method']}/{report['translation']['mode']}, "
-        f"N = {report['translation']['steps']}, {report['translation']['device']}, "
+        f"{report['translation']['solver']} N = {report['translation']['steps']}, {report['translation']['device']}, "
         f"{report['seconds_total']:.1f} s in all",
+        _trust_line(report.get("trust") or {}),
         f"  head        HC {report['head'].get('hc_mm', float('nan')):.1f} mm (skull fit)"
         + (f", truth {t['hc_mm']:.1f} mm ({t['hc_error_percent']:+.1f} %)" if t.get("hc_mm") else ""),
         f"  ventricle   {report['segmentation']['backend']}: {report['segmentation']['pixels']} px, "
@@ -324,6 +331,15 @@ def summary_lines(report: dict, out: Path) -> list[str]:
         "  Demo models trained on synthetic phantoms: for demonstration only, not for clinical use.",
     ]
     return lines
+
+
+def _trust_line(trust: dict) -> str:
+    rmse = trust.get("us_round_trip_rmse")
+    if rmse is None:
+        return "  trust       not measured"
+    if trust.get("trusted"):
+        return f"  trust       US round trip {rmse:.3f} ≤ {trust['threshold']:g}: the US model represents this frame"
+    return "  WARNING     " + warning_text("this frame", rmse)
 
 
 def _fmt(value) -> str:

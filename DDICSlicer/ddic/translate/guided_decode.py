@@ -42,6 +42,7 @@ class DecodeTrace:
 
     timesteps: list[int]
     correlation: torch.Tensor  # (levels, B), the signed Pearson r that the loss pushes on
+    us_reconstruction: torch.Tensor | None = None  # the US chain's end (faithful mode): the US model's decode
 
 
 def guided_decode(latent: torch.Tensor, us_model, mri_model, grid: StepGrid, options: TranslateOptions,
@@ -106,4 +107,5 @@ def guided_decode(latent: torch.Tensor, us_model, mri_model, grid: StepGrid, opt
             on_step()
 
     stacked = torch.stack(correlations) if correlations else torch.empty(0, latent.shape[0])
-    return y, DecodeTrace(timesteps=timesteps, correlation=stacked.cpu())
+    return y, DecodeTrace(timesteps=timesteps, correlation=stacked.cpu(),
+                          us_reconstruction=None if uses_cache else x)

@@ -56,6 +56,7 @@ class TranslateOptions:
     guide_t_min: int = 0
     guide_t_max: int = NUM_TRAIN_TIMESTEPS - 1
     clip_decode: bool = True
+    round_trip_check: bool = True  # measure the frame's US round trip (the trust number, ddic.translate.trust)
     cheap_prior_variance: float = 0.25
     batch_size: int = 16
     device: str = "auto"
