@@ -25,7 +25,7 @@ from ..io.images import (
 )
 from ..io.preview import side_by_side, to_uint8_display
 from ..translate.options import METHODS, TranslateOptions
-from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
+from ..translate.trust import warning_text
 from ..translate.placement import PlacementOptions
 from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
 from .translate_args import (
@@ -215,12 +215,14 @@ def translate_all(args) -> int:
                                 "final_correlation": result.final_correlation, "placement": result.placement,
                                 "us_round_trip_rmse": result.us_round_trip_rmse, "trusted": result.trusted})
                 if result.trusted is False:
-                    print(f"warning: {warning_text(path.name, result.us_round_trip_rmse)}", file=sys.stderr)
+                    print(f"warning: {warning_text(path.name, result.us_round_trip_rmse, result.trust_threshold)}",
+                          file=sys.stderr)
     elapsed = time.perf_counter() - started
     report = {
         "options": options.to_dict(),
         "step_lr": options.step_lr(translator.image_size),
-        "round_trip_warn_rmse": ROUND_TRIP_WARN_RMSE,
+        "trust_threshold": getattr(translator, "trust_threshold", None),
+        "trust_threshold_source": getattr(translator, "trust_threshold_source", None),
         **model_ids,
         "device": str(translator.device), "rank": rank, "world_size": world,
         "host": platform.node(), "seconds": round(elapsed, 3),
