@@ -39,7 +39,7 @@ under this protocol; it is not translated and takes no part in FID/KID."""
 DISPLAY_NAMES = {"us": "US", "ddic": "DDIC", "ddib": "DDIB", "cyclegan": "CycleGAN", PAIRED_MRI: "Paired MRI"}
 _IDENTITY_OPTIONS = {
     "ddic": ("method", "mode", "solver", "steps", "lr", "lr_reference_steps", "lr_reference_size", "median_kernel",
-             "corr_sign", "guide_t_min", "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
+             "corr_sign", "guidance", "guidance_window", "guide_t_min", "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
     "ddib": ("method", "solver", "steps", "clip_decode", "precision"),
     "cyclegan": ("method", "precision"),
 }
