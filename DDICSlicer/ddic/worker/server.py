@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import DDICError
+from ..io.writable import as_output_error
 from .protocol import (
     PROTOCOL_VERSION,
     RequestError,
@@ -109,8 +110,13 @@ class Worker:
             log.info("request %r failed: %s", rid, exc)
             response = failure(rid, exc)
         except Exception as exc:  # noqa: BLE001 -- a bug: report it, keep serving
-            log.error("unexpected error in request %r:\n%s", rid, traceback.format_exc())
-            response = failure(rid, exc, unexpected=True)
+            output_error = as_output_error(exc)  # a folder it cannot write is the user's to fix
+            if output_error is not None:
+                log.info("request %r failed: %s", rid, output_error)
+                response = failure(rid, output_error)
+            else:
+                log.error("unexpected error in request %r:\n%s", rid, traceback.format_exc())
+                response = failure(rid, exc, unexpected=True)
         self._write(out, response)
         return response
 
