@@ -14,7 +14,6 @@ folder, whatever the number of ranks was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import DDICOutputError
+from ..io.modelfile import sha256_file
 
 REPORT_NAME = "translate.json"
 RANK_REPORT_GLOB = "translate_rank*.json"
@@ -40,14 +40,6 @@ def run_identity(options: dict, model_ids: dict, placement: dict) -> dict:
     identity = {"options": {k: v for k, v in options.items() if k not in IDENTITY_IGNORES},
                 "models": dict(model_ids), "placement": dict(placement), "ddic_version": __version__}
     return json.loads(json.dumps(identity))
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_difference(old: dict, new: dict) -> str:

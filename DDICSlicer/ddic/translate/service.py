@@ -34,6 +34,7 @@ from ..io.atomic import is_partial, write_text_atomic
 from ..io.header import MAX_FRAME_PIXELS, check_header, read_header
 from ..io.images import image_stem, list_images, output_suffix, read_frame, write_like, write_png
 from ..io.lock import FolderLock
+from ..io.modelfile import sha256_file
 from ..io.preview import side_by_side, to_uint8_display
 from ..io.writable import check_output_folder, make_output_folder
 from ..progress import ProgressCallback, resolve
@@ -46,7 +47,6 @@ from .records import (
     read_state,
     report_name,
     run_identity,
-    sha256_file,
 )
 
 PSEUDO_MRI_SUFFIX = "_pseudo_mri"
