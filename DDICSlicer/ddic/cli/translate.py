@@ -159,9 +159,8 @@ def translate_all(args) -> int:
     with progress(f"{options.method} on {translator.device.type}", enabled=rank == 0) as bar:
         run = translate_files(paths, args.out, translator, placement, model_ids=model_ids,
                               overwrite=args.overwrite, progress=bar, rank=rank, world_size=world,
-                              on_start=on_start)
-    for note in run.notes:  # on stderr: stdout carries only JSON lines in json mode
-        print(f"ddic translate: note: {note}", file=sys.stderr)
+                              on_start=on_start, on_note=lambda text: print(f"\nddic translate: note: {text}",
+                                                                          file=sys.stderr, flush=True))
     if rank == 0:
         summary = (f"{run.translated} frame(s) translated with {options.method}"
                    f"{'/' + options.mode if options.method == 'ddic' else ''}"

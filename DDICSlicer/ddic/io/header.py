@@ -31,8 +31,8 @@ from ..errors import DDICInputError
 
 MAX_FRAME_PIXELS = 40_000_000
 """Largest 2D frame read (pixels, e.g. 8000 × 5000): 3× a 4000 × 3000 capture and 20× a 1920 × 1080
-screen grab. ``ddic translate`` peaks at ≈ 110 bytes per frame pixel on top of the models (BENCHMARKS.md,
-memory), so the largest accepted frame stays under ≈ 5 GB of RAM."""
+screen grab. ``ddic translate`` needs ≈ 33 bytes per frame pixel on top of Python, torch and the models
+(4000 × 3000: +380 MiB; BENCHMARKS.md, memory), so the largest accepted frame adds ≈ 1.3 GB."""
 MAX_VOLUME_VOXELS = 600_000_000
 """Largest 3D volume read by the MRI preparers (voxels; ≈ 843³): FeTA volumes are 256³ (17 M)."""
 DEFLATE_MAX_RATIO = 1032

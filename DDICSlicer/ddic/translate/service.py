@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,26 @@ PREVIEW_SUFFIX = "_side_by_side.png"
 MAX_BATCH_FRAME_PIXELS = MAX_FRAME_PIXELS
 """Frame pixels one batch may hold (the frames, their pseudo-MRI and previews are in memory together):
 a batch of large frames is split, so peak memory stays that of one largest allowed frame."""
+MEMORY_WARN_FRACTION = 0.8
+"""After each batch the run's peak memory is compared with the machine's: above this fraction the user is
+told to lower --batch-size before a larger batch runs out of memory (BENCHMARKS.md, memory)."""
+
+
+def memory_note(batch_size: int) -> str | None:
+    """A warning when this process's peak memory so far exceeds :data:`MEMORY_WARN_FRACTION` of the RAM."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ImportError, AttributeError, ValueError, OSError):
+        return None  # Windows, or a system that does not say
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    if not total or peak <= MEMORY_WARN_FRACTION * total:
+        return None
+    return (f"peak memory {peak / 2**30:.1f} GiB is {100 * peak / total:.0f} % of this machine's "
+            f"{total / 2**30:.1f} GiB; a fuller batch may run out of memory — use --batch-size "
+            f"{max(1, batch_size // 2)} (memory per batch: BENCHMARKS.md).")
 
 
 def expand_frames(items: list[str | os.PathLike]) -> list[Path]:
@@ -218,13 +239,14 @@ def _remove_partials(out: Path) -> int:
 
 def translate_files(paths: list[Path], out: str | os.PathLike, translator, placement: PlacementOptions, *,
                     model_ids: dict, overwrite: bool = False, progress: ProgressCallback | None = None,
-                    rank: int = 0, world_size: int = 1,
-                    on_start: Callable[[dict], None] | None = None) -> TranslateRun:
+                    rank: int = 0, world_size: int = 1, on_start: Callable[[dict], None] | None = None,
+                    on_note: Callable[[str], None] | None = None) -> TranslateRun:
     """Translate ``paths`` into ``out`` (module docstring); returns what was done.
 
     ``translator`` is a ready :class:`ddic.translate.engine.Translator` (or the CycleGAN one) whose
     ``options`` are the run's; ``model_ids`` are recorded (and part of the run's identity); ``rank`` /
-    ``world_size`` shard the frames under ``torchrun``; ``on_start`` receives what is about to run.
+    ``world_size`` shard the frames under ``torchrun``; ``on_start`` receives what is about to run;
+    ``on_note`` each note for the user as it arises (they are also in :attr:`TranslateRun.notes`).
     """
     from .frames import translate_frames
 
@@ -239,6 +261,12 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
     report_path = out / report_name(rank, world_size)
     run = TranslateRun(report={}, report_path=report_path)
     written_by_me: list[Path] = []
+
+    def note(text: str) -> None:
+        run.notes.append(text)
+        if on_note is not None:
+            on_note(text)
+
     try:
         error = None
         if rank == 0:
@@ -247,7 +275,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
                 lock.acquire()
                 removed = _remove_partials(out)
                 if lock.stale is not None:
-                    run.notes.append(f"took over the lock of a run that is gone (pid {lock.stale.get('pid')}, "
+                    note(f"took over the lock of a run that is gone (pid {lock.stale.get('pid')}, "
                                      f"since {lock.stale.get('since')})"
                                      + (f"; removed {removed} temporary file(s) it left" if removed else ""))
             except DDICOutputError as exc:
@@ -264,7 +292,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
                 if old.name not in {report_name(r, world_size) for r in range(world_size)}:
                     old.unlink(missing_ok=True)  # its kept records are carried into this run's report
         if keep and rank == 0:
-            run.notes.append(f"resuming: {len(keep)} of {len(paths)} frame(s) already complete in {out} "
+            note(f"resuming: {len(keep)} of {len(paths)} frame(s) already complete in {out} "
                              f"(kept untouched); translating the other {len(todo)}")
         run.kept = len(keep)
         report = {
@@ -283,6 +311,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
         batches = _batches(mine, pixel_counts, options.batch_size)
         per_batch = translator.steps_per_image_batch
         total = len(batches) * per_batch
+        warned_memory = False
         for index, batch in enumerate(batches):
             frames = [read_frame(p) for p in batch]
 
@@ -305,9 +334,14 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
                 elapsed = time.perf_counter() - started
                 report.update(seconds=round(elapsed, 3), seconds_per_frame=round(elapsed / run.translated, 3))
                 write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
-                note = orientation_note(path, result.placement)
-                if note:
-                    run.notes.append(note)
+                undecided = orientation_note(path, result.placement)
+                if undecided:
+                    note(undecided)
+            if not warned_memory:
+                warning = memory_note(options.batch_size)
+                if warning:
+                    note(warning)
+                    warned_memory = True
         run.seconds = time.perf_counter() - started
         report.update(status="complete", seconds=round(run.seconds, 3),
                       seconds_per_frame=round(run.seconds / max(run.translated, 1), 3))
