@@ -2,25 +2,29 @@
 
 The panel is glue: every number comes from the engine package ``ddic`` beside this file. Translation
 and segmentation run in background processes (``PythonSlicer -m ddic translate`` / ``-m ddic.worker``)
-so Slicer never freezes, never loads torch itself and can cancel a run by ending its process tree.
-Only the standard library, Slicer, Qt, VTK, ctk and numpy are imported at file scope.
+so Slicer never freezes, never loads torch itself and can cancel a run. The translation options are the
+engine's own records (``ddic.translate.options``), handed to the process as one JSON document.
+File scope imports only the standard library, Slicer, Qt, VTK, ctk, numpy and the engine's torch-free
+option constants.
 """
 
 import logging
 import os
 import shutil
 import sys
-from typing import Annotated
+from typing import Annotated, Union
 
 import ctk  # noqa: F401 - Slicer modules conventionally import it; widgets in the .ui are ctk classes
 import numpy as np
 import qt
 import slicer
 import vtk
+from ddic.diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
+from ddic.translate.options import METHODS, SOLVERS, TranslateOptions
+from ddic.translate.placement import ANTERIOR_CHOICES
 from DDICSlicerLib import process as worker
 from DDICSlicerLib.layout import SideBySide
 from DDICSlicerLib.segments import NEGATIVE_COLOR, POSITIVE_COLOR, TARGET_NAMES
-from DDICSlicerLib.translation import ANTERIOR_CHOICES, MAX_STEPS, METHODS, MIN_STEPS
 from slicer import (
     vtkMRMLMarkupsClosedCurveNode,
     vtkMRMLMarkupsFiducialNode,
@@ -28,7 +32,7 @@ from slicer import (
     vtkMRMLScalarVolumeNode,
     vtkMRMLSegmentationNode,
     vtkMRMLTableNode,
-    vtkMRMLVolumeNode,
+    vtkMRMLVectorVolumeNode,
 )
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -42,7 +46,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 SEGMENT_SOURCES = ("Pseudo-MRI", "Ultrasound")
-BACKENDS = ("auto", "sam", "classical")
+BACKENDS = ("auto", "sam", "classical")  # ddic.segment.backend.BACKENDS (a test keeps them equal)
+DEFAULTS = TranslateOptions()  # the engine's defaults, the same the command line starts from
 POLL_INTERVAL_MS = 200
 logger = logging.getLogger(__name__)
 # Parameters kept by code rather than by a widget (the test checks every other field has one in the .ui)
@@ -95,15 +100,22 @@ def registerSampleData():
 
 @parameterNodeWrapper
 class DDICSlicerParameterNode:
-    """Everything the panel shows, stored in the scene so that a saved scene restores the panel."""
+    """Everything the panel shows, stored in the scene so that a saved scene restores the panel.
 
-    inputVolume: vtkMRMLVolumeNode
+    Node fields bound to a qMRMLNodeComboBox must be concrete classes: the GUI connector instantiates
+    each to read its class name (parameterNodeWrapper/util.py getNodeTypes), which an abstract class
+    such as vtkMRMLVolumeNode refuses; a Union lists them (Slicer's parameter-node docs,
+    gui_connection.md), with None for the empty default.
+    """
+
+    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, None]  # noqa: UP007 - as Slicer documents it
     translateAllFrames: bool = False
     pixelSize: Annotated[float, WithinRange(0.0, 10.0)] = 0.0  # 0: use the volume's spacing
     useEllipse: bool = False
-    anterior: Annotated[str, Choice(list(ANTERIOR_CHOICES))] = "auto"
-    method: Annotated[str, Choice(list(METHODS))] = "ddic"
-    steps: Annotated[int, WithinRange(MIN_STEPS, MAX_STEPS)] = 100
+    anterior: Annotated[str, Choice(list(ANTERIOR_CHOICES))] = next(iter(ANTERIOR_CHOICES))  # "auto"
+    method: Annotated[str, Choice(list(METHODS))] = DEFAULTS.method
+    steps: Annotated[int, WithinRange(MIN_STEPS, NUM_TRAIN_TIMESTEPS)] = DEFAULTS.steps
+    solver: Annotated[str, Choice(list(SOLVERS))] = DEFAULTS.solver
     forceCpu: bool = False
     outputVolume: vtkMRMLScalarVolumeNode
     segmentationNode: vtkMRMLSegmentationNode
@@ -139,8 +151,10 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._dependenciesChecked = False
+        self._readyFor = set()  # purposes whose Python packages were found or installed this session
         self._modelsListed = False
+        self._pairs = []
+        self._sams = []
         self.sideBySide = SideBySide()
 
     def setup(self) -> None:
@@ -165,10 +179,13 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.downloadModelButton.connect("clicked(bool)", self.onDownloadSamModel)
         self.ui.clearModelsButton.connect("clicked(bool)", self.onClearModels)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
+        self.ui.cancelSegmentButton.connect("clicked(bool)", self.onCancelSegment)
         self.ui.clearPromptsButton.connect("clicked(bool)", self.onClearPrompts)
         self.ui.updateCnrButton.connect("clicked(bool)", self.onUpdateCnr)
 
         self.ui.progressBar.setVisible(False)
+        self.ui.segmentProgressBar.setVisible(False)
+        self.ui.cancelSegmentButton.setVisible(False)
         self.ui.logTextEdit.setMaximumBlockCount(2000)  # the process log is capped as well
 
         self.timer = qt.QTimer()
@@ -190,6 +207,8 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._modelsListed:
             self._modelsListed = True
             self.listModels()
+        if self.logic.startDeviceProbe():  # once: which device a translation would use, for the estimate
+            self.timer.start()
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -207,6 +226,7 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.parent.isEntered:
             self.initializeParameterNode()
             self.preparePromptWidgets()
+            self.listModels()
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
@@ -236,6 +256,7 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- state -----------------------------------------------------------------------------------------------
     def updateButtons(self, caller=None, event=None) -> None:
+        """Enable what can be done now. Cheap: runs on every parameter change (nothing read from disk)."""
         p = self._parameterNode
         if p is None:
             return
@@ -254,7 +275,11 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.estimateLabel.text = self.logic.estimateText(p)
         haveBoth = bool(p.inputVolume and p.outputVolume)
         self.ui.sideBySideButton.enabled = haveBoth
-        self.ui.segmentButton.enabled = bool(p.inputVolume) and (p.segmentSource == "Ultrasound" or haveBoth)
+        segmenting = self.logic.segmentationBusy
+        self.ui.segmentButton.enabled = (not segmenting and bool(p.inputVolume)
+                                         and (p.segmentSource == "Ultrasound" or haveBoth))
+        self.ui.cancelSegmentButton.setVisible(segmenting)
+        self.ui.segmentProgressBar.setVisible(segmenting)
         self.ui.updateCnrButton.enabled = bool(haveBoth and p.cnrRoi and p.cnrBackground)
         for widget in (self.ui.inputsCollapsibleButton, self.ui.translationCollapsibleButton):
             widget.enabled = not running
@@ -267,42 +292,70 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = text
         slicer.util.showStatusMessage(text, 3000)
 
+    def ensureDependencies(self, purpose: str) -> bool:
+        """The packages of ``purpose`` (see DDICSlicerLib.dependencies); one dialog if they cannot be had.
+
+        A restart that the installation needs is offered as a restart, as TotalSegmentator does.
+        """
+        from DDICSlicerLib.dependencies import DependencyError, setup_dependencies
+
+        if purpose in self._readyFor:
+            return True
+        try:
+            ready = setup_dependencies(purpose, ask=True)
+        except DependencyError as exc:
+            self.addLog(f"Dependencies: {exc}\n{exc.details}".rstrip())
+            if exc.restart_required:
+                if slicer.util.confirmOkCancelDisplay(str(exc) + "\n\n" + _("Restart Slicer now?"),
+                                                      windowTitle="DDICSlicer", detailedText=exc.details):
+                    slicer.util.restart()
+            else:
+                slicer.util.errorDisplay(str(exc), windowTitle="DDICSlicer", detailedText=exc.details)
+            return False
+        if ready:
+            self._readyFor.add(purpose)
+            if purpose == "sam":
+                self.logic.stopSegmentationWorker()  # a worker started before the install could not import SAM
+            if self.logic.startDeviceProbe(again=True):  # PyTorch may be new: look for the GPU again
+                self.timer.start()
+        return ready
+
+    # -- background work: one timer for translation, segmentation and the device probe ------------------------
+    def onTimer(self) -> None:
+        if self.logic.pollDeviceProbe():
+            self.updateButtons()
+        self.logic.pollSegmentation()
+        self.showSegmentationProgress()
+        if self.logic.job is not None:
+            state = self.logic.pollTranslation()
+            job = self.logic.job
+            if job is not None and state in (worker.RUNNING, worker.CANCELLING):
+                done, total, message = job.progress
+                self.ui.progressBar.value = int(100 * job.fraction)
+                if total:
+                    self.ui.statusLabel.text = f"{message} ({done}/{total}, {job.elapsed_s:.0f} s)"
+            else:
+                self.onTranslationFinished()
+        if self.logic.job is None and not self.logic.segmentationBusy and not self.logic.deviceProbeRunning:
+            self.timer.stop()
+
     # -- translation -----------------------------------------------------------------------------------------
     def onApplyButton(self) -> None:
         if self.logic.translationRunning:
             self.logic.cancelTranslation()
             self.setStatus(_("Cancelling…"))
             return
+        if not self.ensureDependencies("translation"):
+            self.updateButtons()
+            return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the translation."), waitCursor=True):
-            if not self._dependenciesChecked:
-                from DDICSlicerLib.dependencies import setup_dependencies
-
-                if not setup_dependencies(ask=True):
-                    return
-                self._dependenciesChecked = True
             self.ui.logTextEdit.clear()
             self.logic.startTranslation(self._parameterNode)
             self.ui.progressBar.setVisible(True)
             self.ui.progressBar.value = 0
-            self.setStatus(_("Translating…"))
+            self.setStatus(_("Translating on {device}…").format(device=self.logic.device(self._parameterNode).label()))
             self.timer.start()
         self.updateButtons()
-
-    def onTimer(self) -> None:
-        self.logic.pollSegmentation()
-        if not self.logic.translationRunning and self.logic.job is None:
-            if not self.logic.segmentationBusy:
-                self.timer.stop()
-            return
-        state = self.logic.pollTranslation()
-        job = self.logic.job
-        if job is not None and state in (worker.RUNNING, worker.CANCELLING):
-            done, total, message = job.progress
-            self.ui.progressBar.value = int(100 * job.fraction)
-            if total:
-                self.ui.statusLabel.text = f"{message} ({done}/{total}, {job.elapsed_s:.0f} s)"
-            return
-        self.onTranslationFinished()
 
     def onTranslationFinished(self) -> None:
         result = self.logic.lastResult
@@ -320,8 +373,8 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif result.out_of_memory and not p.forceCpu:
             self.setStatus(_("Out of GPU memory."))
             if slicer.util.confirmYesNoDisplay(
-                    result.message() + "\n\n" + _("Translate on the CPU instead? ") + self.logic.estimateText(p),
-                    windowTitle="DDICSlicer"):
+                    result.message() + "\n\n" + _("Translate on the CPU instead? ")
+                    + self.logic.estimateText(p, forceCpu=True), windowTitle="DDICSlicer"):
                 p.forceCpu = True
                 self.onApplyButton()
                 return
@@ -350,60 +403,74 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- models ----------------------------------------------------------------------------------------------
     def listModels(self) -> None:
-        from DDICSlicerLib import models
+        """Fill both model lists from the manifest, keeping the choices saved in the parameter node."""
+        from DDICSlicerLib import combos, models
 
+        p = self._parameterNode
+        catalog = self.logic.catalog
+        catalog.refresh()
         try:
-            pairs, sams = models.translation_pairs(), models.sam_entries()
+            entries = catalog.manifest()
+            pairs, sams = models.translation_pairs(entries), models.sam_entries(entries)
         except Exception as exc:  # noqa: BLE001 - a broken manifest must not break the panel; say why
             self.addLog(f"Model list unavailable: {exc}")
             return
-        self._pairs = pairs
-        self._sams = sams
-        with slicer.util.NodeModify(self._parameterNode):
-            self.ui.modelComboBox.clear()
-            for pair in pairs:
-                self.ui.modelComboBox.addItem(pair.title)
-            self.ui.samModelComboBox.clear()
-            for entry in sams:
-                self.ui.samModelComboBox.addItem(f"{entry.title} ({entry.size_text()}, {entry.license})")
-            ids = [e.id for e in sams]
-            if self._parameterNode.samModel in ids:
-                self.ui.samModelComboBox.currentIndex = ids.index(self._parameterNode.samModel)
+        index = models.pair_index(pairs, p.usModel, p.mriModel)
+        if index is None and p.usModel not in entries and p.mriModel not in entries:  # a local pair, kept
+            pairs.append(models.TranslationPair(self.localPairLabel(p.usModel, p.mriModel), p.usModel, p.mriModel))
+            index = len(pairs) - 1
+        self._pairs, self._sams = pairs, sams
+        selected = combos.refill(self.ui.modelComboBox, [pair.title for pair in pairs], index)
+        if index is None and selected >= 0:
+            self.addLog(f"The saved translation models are not available; using {pairs[selected].title}.")
+            self.onModelChanged(selected)
+        samIndex = models.entry_index(sams, p.samModel)
+        selected = combos.refill(self.ui.samModelComboBox,
+                                 [f"{e.title} ({e.size_text()}, {e.license})" for e in sams], samIndex)
+        if samIndex is None and selected >= 0:
+            self.addLog(f"The saved SAM model {p.samModel} cannot be used here; using {sams[selected].id}.")
+            self.onSamModelChanged(selected)
+
+    @staticmethod
+    def localPairLabel(us: str, mri: str) -> str:
+        return _("Local: {us} + {mri}").format(us=os.path.basename(us), mri=os.path.basename(mri))
 
     def onModelChanged(self, index: int) -> None:
-        pairs = getattr(self, "_pairs", [])
-        if 0 <= index < len(pairs) and self._parameterNode:
-            self._parameterNode.usModel = pairs[index].us
-            self._parameterNode.mriModel = pairs[index].mri
+        if 0 <= index < len(self._pairs) and self._parameterNode:
+            with slicer.util.NodeModify(self._parameterNode):
+                self._parameterNode.usModel = self._pairs[index].us
+                self._parameterNode.mriModel = self._pairs[index].mri
 
     def onSamModelChanged(self, index: int) -> None:
-        sams = getattr(self, "_sams", [])
-        if 0 <= index < len(sams) and self._parameterNode:
-            self._parameterNode.samModel = sams[index].id
+        if 0 <= index < len(self._sams) and self._parameterNode:
+            self._parameterNode.samModel = self._sams[index].id
 
     def onLoadLocalModels(self) -> None:
+        from DDICSlicerLib import models
+
         us = qt.QFileDialog.getExistingDirectory(None, _("Ultrasound model folder (model.json + model.safetensors)"))
         if not us:
             return
         mri = qt.QFileDialog.getExistingDirectory(None, _("MRI model folder (model.json + model.safetensors)"))
         if not mri:
             return
-        self._parameterNode.usModel, self._parameterNode.mriModel = us, mri
-        label = _("Local: {us} + {mri}").format(us=os.path.basename(us), mri=os.path.basename(mri))
+        label = self.localPairLabel(us, mri)
+        self._pairs.append(models.TranslationPair(label, us, mri))
         self.ui.modelComboBox.addItem(label)
-        self.ui.modelComboBox.currentIndex = self.ui.modelComboBox.count - 1
+        self.ui.modelComboBox.currentIndex = self.ui.modelComboBox.count - 1  # → onModelChanged stores it
 
     def onDownloadSamModel(self) -> None:
         from DDICSlicerLib import models
 
         modelId = self._parameterNode.samModel
         with slicer.util.tryWithErrorDisplay(_("Download failed."), waitCursor=False):
-            if models.is_available(modelId):
+            if self.logic.catalog.is_available(modelId):
                 self.setStatus(_("{m} is already downloaded.").format(m=modelId))
                 return
             if not slicer.util.confirmOkCancelDisplay(models.download_consent_text(modelId), windowTitle="DDICSlicer"):
                 return
             path = models.download(modelId, parent=slicer.util.mainWindow())
+            self.logic.catalog.refresh()
             self.setStatus(_("Downloaded to {p}").format(p=path) if path else _("Download cancelled."))
 
     def onClearModels(self) -> None:
@@ -416,28 +483,46 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Could not remove the downloaded models."), waitCursor=True):
             self.logic.stopSegmentationWorker()  # it may hold a checkpoint open
             removed = models.clear_downloaded()
+            self.logic.catalog.refresh()
             self.setStatus(_("Removed {n} file(s).").format(n=len(removed)))
 
     # -- segmentation and CNR --------------------------------------------------------------------------------
     def onSegment(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
-            if not self._dependenciesChecked:
-                from DDICSlicerLib.dependencies import setup_dependencies
-
-                if not setup_dependencies(ask=True):
-                    return
-                self._dependenciesChecked = True
-            self.logic.segment(self._parameterNode, self.onSegmentationResult)
-            self.setStatus(_("Segmenting…"))
-            self.timer.start()
-
-    def onSegmentationResult(self, summary: str, error: str) -> None:
-        if error:
-            self.setStatus(_("Segmentation failed."))
-            slicer.util.errorDisplay(error, windowTitle="DDICSlicer")
+        """Segment from the prompts. Only the SAM backend needs extra packages; the classical one never does."""
+        p = self._parameterNode
+        if self.logic.segmentationBusy:
             return
-        self.ui.segmentResultLabel.text = summary
-        self.setStatus(summary)
+        samUnavailable = ""
+        if self.logic.wantsSam(p) and not self.ensureDependencies("sam"):
+            samUnavailable = _("SAM's Python packages are not installed")
+        with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
+            self.ui.segmentResultLabel.text = ""
+            self.setStatus(_("Segmenting…"))  # before: the outcome may arrive at once (worker gone)
+            self.logic.segment(p, self.onSegmentationResult, samUnavailable=samUnavailable)
+            self.timer.start()
+        self.updateButtons()
+
+    def onCancelSegment(self) -> None:
+        self.logic.cancelSegmentation()
+
+    def showSegmentationProgress(self) -> None:
+        run = self.logic.segmentationRun
+        if run is None or not run.busy:
+            return
+        done, total, label = run.progress
+        self.ui.segmentProgressBar.maximum = max(total, 1)
+        self.ui.segmentProgressBar.value = done
+        self.ui.statusLabel.text = label
+
+    def onSegmentationResult(self, state: str, text: str) -> None:
+        """The one outcome of a Segment click (DDICSlicerLib.segmentation): result, error or cancel."""
+        self.updateButtons()
+        if state == "failed":
+            self.setStatus(_("Segmentation failed."))
+            slicer.util.errorDisplay(text, windowTitle="DDICSlicer")
+            return
+        self.ui.segmentResultLabel.text = text
+        self.setStatus(text)
 
     def onClearPrompts(self) -> None:
         p = self._parameterNode
@@ -460,17 +545,24 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     """Usable without the widget (scripts, tests): start/poll/cancel translation, segment, measure."""
 
     def __init__(self) -> None:
+        from DDICSlicerLib.models import Catalog
+
         ScriptedLoadableModuleLogic.__init__(self)
         VTKObservationMixin.__init__(self)
         self.moduleDir = os.path.dirname(os.path.abspath(__file__))
+        self.catalog = Catalog()  # manifest and model cards, read once (the estimate asks on every change)
         self.job = None
         self.lastResult = None
         self.lastLog = ""
         self.logCallback = None
         self.segmenter = None
-        self.segmentationBusy = False
+        self.segmentationRun = None
+        self.probedDevice = None  # what the device probe found (None: not yet)
+        self._deviceProbe = None
         self._jobContext = None
-        self._maskCounter = 0
+        self._segmentationDir = None
+        self._segmentationImageKey = None
+        self._samFallbacks = {}  # SAM load arguments that failed in this worker → why
         self._cnrObserved = []
 
     def getParameterNode(self):
@@ -497,19 +589,66 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
 
         return sequence_of_proxy(volumeNode)
 
-    def estimateText(self, p) -> str:
-        from DDICSlicerLib import models
-        from DDICSlicerLib.translation import estimate_text, read_model_card
+    # -- device and estimate ---------------------------------------------------------------------------------
+    @property
+    def deviceProbeRunning(self) -> bool:
+        return self._deviceProbe is not None
 
+    def startDeviceProbe(self, again: bool = False) -> bool:
+        """Find the device a translation would use, in the background (torch stays out of Slicer)."""
+        from DDICSlicerLib.device import probe_command
+
+        if self._deviceProbe is not None or (self.probedDevice is not None and not again):
+            return False
+        self._deviceProbe = worker.WorkerProcess(probe_command(self.pythonExecutable()),
+                                                 env=self.engineEnvironment(False))
         try:
-            path = models.resolve(p.usModel)
-        except Exception:  # noqa: BLE001 - unknown model: the estimate is only a hint
+            self._deviceProbe.start()
+        except OSError as exc:
+            self._deviceProbe = None
+            self.probedDevice = {"torch": "?", "cuda": False, "cuda_error": f"device check did not start ({exc})"}
+            return False
+        return True
+
+    def pollDeviceProbe(self) -> bool:
+        """True when the probe has just answered."""
+        if self._deviceProbe is None or self._deviceProbe.poll() not in worker.FINISHED_STATES:
+            return False
+        probe, self._deviceProbe = self._deviceProbe, None
+        done = (probe.result.done or {}) if probe.result else {}
+        if "device" in done:
+            self.probedDevice = done["device"]
+        else:
+            tail = " ".join(probe.log.text.splitlines()[-2:])
+            self.probedDevice = {"torch": "?", "cuda": False, "cuda_error": f"device check failed: {tail}"}
+        device = self.device(None)
+        self.log(f"Translation device: {device.label()} {device.note}".strip())
+        return True
+
+    def device(self, p, forceCpu: bool | None = None):
+        """The :class:`DDICSlicerLib.device.DeviceInfo` a translation with these settings would use."""
+        from DDICSlicerLib.device import device_info
+
+        force = forceCpu if forceCpu is not None else bool(p is not None and p.forceCpu)
+        return device_info(self.probedDevice, force_cpu=force)
+
+    def estimateText(self, p, forceCpu: bool | None = None) -> str:
+        """Expected time on the device that will be used, naming it (manifest and card read once)."""
+        from DDICSlicerLib.translation import estimate_text, panel_options
+
+        card = self.catalog.card(p.usModel)
+        if card is None:
             return _("Time estimate unavailable (model not found).")
         frames = 1
-        _browser, sequence = self.sequenceOf(p.inputVolume)
-        if p.translateAllFrames and sequence is not None:
-            frames = sequence.GetNumberOfDataNodes()
-        return estimate_text(read_model_card(path), p.method, p.steps, frames)
+        browser, sequence = self.sequenceOf(p.inputVolume)
+        if p.translateAllFrames and browser is not None:
+            frames = browser.GetNumberOfItems()
+        force = p.forceCpu if forceCpu is None else forceCpu
+        try:
+            options = panel_options(p.method, p.steps, p.solver, force)
+        except Exception as exc:  # noqa: BLE001 - an invalid choice is reported when translating
+            return str(exc)
+        return estimate_text(card, options, self.device(p, force), frames)
 
     def ensurePromptNodes(self, p) -> None:
         """Point lists, box and table the panel uses, created once per scene (kept in the parameter node)."""
@@ -560,13 +699,14 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         return self.job is not None and self.job.state in (worker.RUNNING, worker.CANCELLING)
 
     def startTranslation(self, p) -> None:
-        """Write the frame(s), start ``ddic translate`` in the background; poll with :meth:`pollTranslation`."""
-        from DDICSlicerLib.translation import TranslationJob
-        from DDICSlicerLib.volumes import (
-            parse_ellipse,
-            write_frame,
-            write_sequence_frames,
-        )
+        """Write the frame(s), start ``ddic translate`` in the background; poll with :meth:`pollTranslation`.
+
+        The options are the engine's records (``TranslateOptions``, ``PlacementOptions``) built from the
+        panel's choices and passed as one JSON document; the process watches this one (``--watch-parent``)
+        and ends if Slicer goes away.
+        """
+        from DDICSlicerLib.translation import TranslationJob, panel_options, panel_placement
+        from DDICSlicerLib.volumes import parse_ellipse, write_frame, write_sequence_frames
 
         if self.translationRunning:
             raise RuntimeError(_("A translation is already running."))
@@ -577,26 +717,34 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         if min(dims) != 1:
             raise ValueError(_("The input is a 3D volume ({d}); DDIC translates 2D frames. Use a single frame or "
                                "a sequence of frames.").format(d="×".join(map(str, dims))))
+        browser, _sequence = self.sequenceOf(inputNode)
+        allFrames = bool(p.translateAllFrames and browser is not None)
+        options = panel_options(p.method, p.steps, p.solver, p.forceCpu)
+        placement = panel_placement(p.pixelSize, p.anterior,
+                                    parse_ellipse(p.ellipse) if (p.useEllipse and not allFrames) else None)
         usModel = str(self._resolveModel(p.usModel))
         mriModel = str(self._resolveModel(p.mriModel))
         tempDir = slicer.util.tempDirectory("DDICSlicer")
-        browser, sequence = self.sequenceOf(inputNode)
-        allFrames = bool(p.translateAllFrames and sequence is not None)
-        if allFrames:
-            frames = write_sequence_frames(sequence, os.path.join(tempDir, "frames"))
-        else:
-            frames = [write_frame(inputNode, os.path.join(tempDir, "frame.nrrd"))]
-        job = TranslationJob(frames=frames, us_model=usModel, mri_model=mriModel,
-                             out_dir=os.path.join(tempDir, "out"), method=p.method, steps=p.steps,
-                             force_cpu=p.forceCpu, anterior=p.anterior, pixel_size_mm=p.pixelSize or None,
-                             ellipse=parse_ellipse(p.ellipse) if (p.useEllipse and not allFrames) else None)
-        argv = job.command(self.pythonExecutable())
+        try:
+            if allFrames:
+                sequenceFrames = write_sequence_frames(browser, inputNode, os.path.join(tempDir, "frames"))
+                frames = [f.path for f in sequenceFrames]
+            else:
+                sequenceFrames = None
+                frames = [write_frame(inputNode, os.path.join(tempDir, "frame.nrrd"))]
+            job = TranslationJob(frames=frames, us_model=usModel, mri_model=mriModel,
+                                 out_dir=os.path.join(tempDir, "out"), options=options, placement=placement,
+                                 options_path=os.path.join(tempDir, "options.json"), watch_parent=os.getpid())
+            argv = job.command(self.pythonExecutable())
+        except Exception:
+            shutil.rmtree(tempDir, ignore_errors=True)
+            raise
         self.log("Running: " + " ".join(argv))
         self.lastResult, self.lastLog = None, ""
         self.job = worker.WorkerProcess(argv, env=self.engineEnvironment(p.forceCpu), temp_dir=tempDir,
                                         on_log=self.log, on_event=self._onWorkerEvent)
-        self._jobContext = {"parameterNode": p, "input": inputNode, "browser": browser, "sequence": sequence,
-                            "allFrames": allFrames}
+        self._jobContext = {"parameterNode": p, "input": inputNode, "browser": browser,
+                            "sequenceFrames": sequenceFrames}
         self.job.start()
 
     def _onWorkerEvent(self, event: dict) -> None:
@@ -632,8 +780,8 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
 
         p, inputNode = context["parameterNode"], context["input"]
         name = slicer.mrmlScene.GenerateUniqueName(f"{inputNode.GetName()} pseudo-MRI")
-        if context["allFrames"]:
-            _sequence, proxy = results_to_sequence(result.outputs, context["browser"], context["sequence"], name)
+        if context["sequenceFrames"] is not None:
+            _sequence, proxy = results_to_sequence(result.outputs, context["sequenceFrames"], context["browser"], name)
             p.outputVolume = proxy
         else:
             p.outputVolume = load_result(result.outputs[0], inputNode, name)
@@ -659,6 +807,10 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         return p.outputVolume
 
     # -- segmentation ----------------------------------------------------------------------------------------
+    @property
+    def segmentationBusy(self) -> bool:
+        return self.segmentationRun is not None and self.segmentationRun.busy
+
     def _segmentationWorker(self):
         from DDICSlicerLib.workerclient import WorkerClient
 
@@ -666,15 +818,52 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
             self.segmenter = WorkerClient([self.pythonExecutable(), "-m", "ddic.worker"],
                                           env=self.engineEnvironment(False))
             self.segmenter.start()
+            self._segmentationImageKey, self._samFallbacks = None, {}
         return self.segmenter
 
-    def segment(self, p, callback) -> None:
-        """Send the prompts to the persistent worker; ``callback(summary, error)`` runs when the mask is in.
+    def wantsSam(self, p) -> bool:
+        """Whether Segment would try SAM: backend sam, or auto with a SAM model the worker can load at hand."""
+        from DDICSlicerLib import models
 
-        The image is sent once per frame (the worker keeps SAM's embedding); each call then only predicts.
+        if p.backend == "classical":
+            return False
+        try:
+            loadable = p.samModel in [e.id for e in models.sam_entries(self.catalog.manifest())]
+            return loadable and self.catalog.is_available(p.samModel)
+        except Exception:  # noqa: BLE001 - no readable manifest: SAM cannot be chosen
+            return False
+
+    def _segmentationLoad(self, p, samUnavailable: str = ""):
+        """(load request fields, note): SAM when it can be tried, else the classical backend and why."""
+        from DDICSlicerLib import models
+
+        device = "cpu" if p.forceCpu else "auto"
+        classical = {"backend": "classical", "checkpoint": None, "model_type": None, "device": device}
+        if p.backend == "classical":
+            return classical, ""
+        fallback = _("the classical backend was used")
+        if samUnavailable:
+            return classical, f"{samUnavailable}; {fallback}"
+        if not self.wantsSam(p):
+            if p.backend == "auto":
+                return classical, ""  # auto without a downloaded SAM model is the classical backend
+            return classical, _("SAM model {m} is not downloaded (press Download); {f}").format(m=p.samModel, f=fallback)
+        load = {"backend": "sam", "checkpoint": str(models.resolve(p.samModel)),
+                "model_type": self.catalog.manifest().get(p.samModel).arch, "device": device}
+        return load, ""
+
+    def segment(self, p, callback, samUnavailable: str = "") -> None:
+        """Segment from the prompts in the persistent worker; ``callback(state, text)`` runs exactly once.
+
+        ``state`` is ``succeeded`` (text: the summary), ``failed`` (text: why) or ``cancelled``. Errors
+        found before anything is sent (no image, no prompt) are raised instead. The image is sent once
+        per frame (the worker keeps SAM's embedding); each click then only predicts.
         """
-        from DDICSlicerLib import models, segments
-        from DDICSlicerLib.volumes import write_frame
+        import json
+
+        from DDICSlicerLib import segments
+        from DDICSlicerLib.segmentation import SegmentationRun, Step
+        from DDICSlicerLib.volumes import read_pixels, write_frame
 
         if self.segmentationBusy:
             raise RuntimeError(_("The previous segmentation is still running."))
@@ -686,78 +875,95 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         box = segments.prompt_box(usNode, p.promptBox)
         if not points and box is None:
             raise ValueError(_("Place at least one inside point or a box on the target."))
-        if not p.segmentationNode:
-            p.segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "DDIC segmentation")
-            p.segmentationNode.CreateDefaultDisplayNodes()
-            p.segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(usNode)
-        client = self._segmentationWorker()
-        workDir = getattr(self, "_segmentationDir", None) or slicer.util.tempDirectory("DDICSlicerSegment")
-        self._segmentationDir = workDir
-        load = {"backend": p.backend, "checkpoint": None, "model_type": None,
-                "device": "cpu" if p.forceCpu else "auto"}
-        if p.backend in ("sam", "auto") and models.is_available(p.samModel):
-            load["checkpoint"] = str(models.resolve(p.samModel))
-            load["model_type"] = models.manifest().get(p.samModel).arch
-        elif p.backend == "sam":
-            raise ValueError(_("The SAM model {m} is not downloaded; press Download or choose the classical "
-                               "backend.").format(m=p.samModel))
         target = segments.target_by_name(p.target)
-        self.segmentationBusy = True
-
-        def fail(reply):
-            self.segmentationBusy = False
-            callback("", reply.get("error") or _("The segmentation worker reported an error."))
-
+        load, note = self._segmentationLoad(p, samUnavailable)
+        client = self._segmentationWorker()
+        if self._segmentationDir is None or not os.path.isdir(self._segmentationDir):
+            self._segmentationDir = slicer.util.tempDirectory("DDICSlicerSegment")
+        workDir = self._segmentationDir
+        classical = {**load, "backend": "classical", "checkpoint": None, "model_type": None}
+        known = self._samFallbacks.get(json.dumps(load, sort_keys=True))
+        if known:
+            load, note = classical, known
+        steps = []
         if client.loaded != load:
-            client.request("load", lambda r: None if r.get("ok") else fail(r), **load)
+            steps.append(Step("load", load, _("Loading the segmentation model…"),
+                              fallback=classical if load["backend"] == "sam" else None,
+                              fallback_note=_("SAM could not be loaded; the classical backend was used")))
         imageKey = f"{sourceNode.GetID()}:{sourceNode.GetMTime()}"
-        if getattr(self, "_segmentationImageKey", None) != imageKey or client.image_path is None:
-            imagePath = write_frame(sourceNode, os.path.join(workDir, f"image_{self._maskCounter}.nrrd"))
-            self._segmentationImageKey = imageKey
-            client.request("set_image", lambda r: None if r.get("ok") else fail(r), path=str(imagePath))
-        self._maskCounter += 1
-        maskPath = os.path.join(workDir, f"mask_{self._maskCounter}.nrrd")
+        if self._segmentationImageKey != imageKey or client.image_path is None:
+            imagePath = write_frame(sourceNode, os.path.join(workDir, "image.nrrd"))
+            steps.append(Step("set_image", {"path": str(imagePath)},
+                              _("Reading the image (SAM computes its embedding once per frame)…")))
+        maskPath = os.path.join(workDir, "mask.nrrd")
+        steps.append(Step("predict", {"points": points, "box": box, "out": maskPath}, _("Segmenting…")))
 
         def done(reply):
-            if not reply.get("ok"):
-                return fail(reply)
-            self.segmentationBusy = False
+            self._segmentationImageKey = imageKey
             try:
                 result = reply.get("result", {})
-                mask = self._readMask(result.get("out") or maskPath)
-                segments.write_mask(p.segmentationNode, target, mask, usNode)
+                outPath = result.get("out") or maskPath
+                mask = read_pixels(outPath)
+                os.remove(outPath)  # read: the mask lives on in the segmentation node
+                segments.write_mask(p.segmentationNode or self._newSegmentation(p, usNode), target, mask, usNode)
                 summary = _("{t}: {b}, score {s:.2f}, {n} pixels").format(
-                    t=target.name, b=result.get("backend", p.backend), s=float(result.get("score") or 0.0),
+                    t=target.name, b=result.get("backend", load["backend"]), s=float(result.get("score") or 0.0),
                     n=int(np.count_nonzero(mask)))
                 if target.ventricle:
-                    width = segments.atrium_width_mm(mask, usNode)
+                    width = segments.atrium_width_mm(mask, usNode, p.pixelSize or None)
                     if width is not None:
                         summary += _(", atrium width {w:.1f} mm").format(w=width.width_mm)
-                callback(summary, "")
-            except Exception as exc:  # noqa: BLE001 - any failure must reach the user as a message
-                callback("", str(exc))
+                notes = run.notes
+                if notes and load["backend"] == "sam":
+                    self._samFallbacks[json.dumps(load, sort_keys=True)] = notes[-1]
+                if notes:
+                    summary += "\n" + _("Note: ") + "; ".join(notes) + "."
+            except Exception as exc:  # noqa: BLE001 - the one outcome of this click must reach the user
+                callback("failed", _("The mask could not be read back: {e}").format(e=exc))
+                return
+            callback("succeeded", summary)
 
-        client.request("predict", done, points=points, box=box, out=maskPath)
+        def failed(message):
+            if "set_image" in [s.op for s in steps]:
+                self._segmentationImageKey = None
+            callback("failed", message)
 
-    @staticmethod
-    def _readMask(path: str) -> np.ndarray:
-        if path.endswith(".npy"):
-            mask = np.load(path, allow_pickle=False)
-        else:
-            import SimpleITK as sitk
+        def cancelled():
+            self.segmenter = None  # stopped with the run: the next click starts a fresh worker
+            callback("cancelled", _("Segmentation cancelled."))
 
-            mask = sitk.GetArrayFromImage(sitk.ReadImage(path))
-        return mask.reshape(mask.shape[-2:])
+        run = SegmentationRun(client, steps, done, failed, cancelled)
+        if note:
+            run.notes.append(note)
+        self.segmentationRun = run
+        run.start()
+
+    def _newSegmentation(self, p, usNode):
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "DDIC segmentation")
+        node.CreateDefaultDisplayNodes()
+        node.SetReferenceImageGeometryParameterFromVolumeNode(usNode)
+        p.segmentationNode = node
+        return node
+
+    def cancelSegmentation(self) -> None:
+        if self.segmentationBusy:
+            self.segmentationRun.cancel()
 
     def pollSegmentation(self) -> None:
         if self.segmenter is not None:
             self.segmenter.poll()
 
     def stopSegmentationWorker(self) -> None:
+        """Stop the worker and remove its temporary folder (images and masks written for it)."""
+        if self.segmentationBusy:
+            self.segmentationRun.cancel()
         if self.segmenter is not None:
             self.segmenter.stop()
             self.segmenter = None
-            self.segmentationBusy = False
+        if self._segmentationDir is not None:
+            shutil.rmtree(self._segmentationDir, ignore_errors=True)
+            self._segmentationDir = None
+        self._segmentationImageKey = None
 
     # -- CNR -------------------------------------------------------------------------------------------------
     def updateCnr(self, p):
@@ -793,6 +999,9 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
             self.job.wait(timeout=10)
             self.job.cleanup()
             self.job = None
+        if self._deviceProbe is not None:
+            self._deviceProbe.kill()
+            self._deviceProbe = None
         self.stopSegmentationWorker()
         self.removeObservers()
 
@@ -803,37 +1012,137 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
 
 
 class DDICSlicerTest(ScriptedLoadableModuleTest):
-    """Runs in Slicer (ctest ``py_DDICSlicer``): phantom frame → demo translation → segment → CNR."""
+    """Runs in Slicer (ctest ``py_DDICSlicer``), in two parts.
+
+    * ``test_LightSelfTest`` needs only what Slicer bundles: the bundled sample frame, classical
+      segmentation in the worker process, CNR in two boxes, the side-by-side layout. It always runs.
+    * ``test_Translation`` runs the bundled demo models on the CPU. It needs PyTorch, diffusers,
+      safetensors and tqdm, which build machines do not have; where they are missing it is skipped and
+      says which, as lassoan/SlicerTotalSegmentator and SlicerMONAIAuto3DSeg keep their heavy tests off
+      build machines.
+    """
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        import unittest
+
         self.setUp()
-        self.test_TranslateSegmentMeasure()
+        self.test_LightSelfTest()
+        self.setUp()
+        try:
+            self.test_Translation()
+        except unittest.SkipTest as exc:
+            self.delayDisplay(f"Translation test skipped: {exc}")
 
-    def test_TranslateSegmentMeasure(self):
-        import subprocess
+    def loadSampleFrame(self):
+        """The bundled phantom frame (shipped with the extension, no download)."""
+        from DDICSlicerLib import sampledata
 
-        self.delayDisplay("Rendering a phantom frame")
+        path = sampledata.sample_folder(os.path.dirname(os.path.abspath(__file__))) / sampledata.SELF_TEST_FRAME
+        return slicer.util.loadVolume(str(path), {"singleFile": True, "show": False})
+
+    @staticmethod
+    def pixelToRas(volumeNode, x, y):
+        matrix = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASMatrix(matrix)
+        return matrix.MultiplyPoint([x, y, 0.0, 1.0])[:3]
+
+    def addBox(self, volumeNode, name, box):
+        """An ROI over pixels (centre x, centre y, width, height), aligned with the image axes."""
+        cx, cy, width, height = box
+        spacing = volumeNode.GetSpacing()
+        directions = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASDirectionMatrix(directions)
+        roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name)
+        roi.GetObjectToNodeMatrix().DeepCopy(directions)  # ROI axes = image axes
+        roi.SetCenter(self.pixelToRas(volumeNode, cx, cy))
+        roi.SetSize(width * spacing[0], height * spacing[1], 1.0)
+        return roi
+
+    def waitForSegmentation(self, logic, results, timeoutSeconds=300):
+        import time
+
+        deadline = time.monotonic() + timeoutSeconds
+        while not results and time.monotonic() < deadline:
+            logic.pollSegmentation()
+            slicer.app.processEvents()
+            time.sleep(0.05)
+
+    def test_LightSelfTest(self):
+        """Sample frame → CNR boxes → classical segmentation → side by side; nothing but Slicer's own packages."""
+        from DDICSlicerLib import cnr, sampledata
+
+        from ddic.measure import PixelBox
+
+        self.delayDisplay("Loading the bundled sample frame")
         logic = DDICSlicerLogic()
-        folder = slicer.util.tempDirectory("DDICSlicerTest")
-        subprocess.run([logic.pythonExecutable(), "-m", "ddic", "phantom", "--n", "1", "--seed", "7", "--out",
-                        folder], env=logic.engineEnvironment(True), check=True, timeout=600)
-        framePath = os.path.join(folder, "us", "paired", "000_us.png")
-        usNode = slicer.util.loadVolume(framePath, {"singleFile": True, "show": False})
-        usNode.SetSpacing(1.094, 1.094, 1.0)  # the canonical grid of ddic.geometry.canonical
-        shape = slicer.util.arrayFromVolume(usNode).shape
+        usNode = self.loadSampleFrame()
+        pixels = slicer.util.arrayFromVolume(usNode)
+        self.assertEqual(pixels.shape, (1, 540, 800))
 
-        self.delayDisplay("Translating with the demo models, 4 steps on the CPU")
+        self.delayDisplay("Measuring CNR in two boxes (a stand-in pseudo-MRI: the inverted frame)")
+        matrix = vtk.vtkMatrix4x4()
+        usNode.GetIJKToRASMatrix(matrix)
+        pseudoMri = slicer.util.addVolumeFromArray((255.0 - pixels).astype(np.float32), matrix, "stand-in pseudo-MRI")
+        p = logic.getParameterNode()
+        p.inputVolume, p.outputVolume = usNode, pseudoMri
+        logic.ensurePromptNodes(p)
+        p.cnrRoi = self.addBox(usNode, "roi", sampledata.SELF_TEST_CNR_BOXES["roi"])
+        p.cnrBackground = self.addBox(usNode, "background", sampledata.SELF_TEST_CNR_BOXES["background"])
+        # the ROI covers pixel centres 492.3…508.3 × 254.2…266.2: columns 493–508, rows 255–266
+        self.assertEqual(cnr.roi_to_box(p.cnrRoi, usNode), PixelBox(493, 255, 509, 267))
+        paired = logic.updateCnr(p)
+        self.assertEqual(p.cnrTable.GetNumberOfRows(), 2)
+        self.assertTrue(np.isfinite(paired.us.cnr) and np.isfinite(paired.pseudo_mri.cnr))
+        self.assertAlmostEqual(paired.us.cnr, paired.pseudo_mri.cnr, places=6)  # inversion keeps |Δμ|/σ
+
+        self.delayDisplay("Segmenting with the classical backend from one inside point")
+        p.backend, p.segmentSource = "classical", "Ultrasound"
+        p.positivePoints.AddControlPoint(*self.pixelToRas(usNode, *sampledata.SELF_TEST_POINT))
+        results = []
+        logic.segment(p, lambda state, text: results.append((state, text)))
+        self.waitForSegmentation(logic, results)
+        logic.shutdown()
+        self.assertEqual(len(results), 1, "exactly one outcome per Segment click")
+        self.assertEqual(results[0][0], "succeeded", results[0][1])
+        segmentId = p.segmentationNode.GetSegmentation().GetSegmentIdBySegmentName(TARGET_NAMES[0])
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(p.segmentationNode, segmentId, usNode)
+        self.assertGreater(int(mask.sum()), 500)
+        x, y = (int(v) for v in sampledata.SELF_TEST_POINT)
+        self.assertEqual(int(mask[0, y, x]), 1)
+
+        self.delayDisplay("Showing both side by side")
+        layout = SideBySide()
+        layout.show(usNode, pseudoMri)
+        if slicer.app.layoutManager() is not None:
+            self.assertEqual(slicer.app.layoutManager().layout, slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        layout.restore()
+        self.delayDisplay("Light self-test passed")
+
+    def test_Translation(self):
+        """The demo models, 4 steps on the CPU: a pseudo-MRI on the frame's own grid."""
+        from DDICSlicerLib.dependencies import problems
+
+        missing = problems("translation")
+        if missing:
+            self.skipTest("translation needs " + ", ".join(missing) + ", which this Slicer does not have "
+                          "(press Translate once in the module to install them)")
+        self.delayDisplay("Translating the sample frame with the demo models, 4 steps on the CPU")
+        logic = DDICSlicerLogic()
+        usNode = self.loadSampleFrame()
+        shape = slicer.util.arrayFromVolume(usNode).shape
         p = logic.getParameterNode()
         p.inputVolume = usNode
         p.steps = 4
         p.forceCpu = True
         logic.ensurePromptNodes(p)
         outNode = logic.translate(p, timeoutSeconds=900)
+        logic.shutdown()
         self.assertIsNotNone(outNode)
         self.assertNotEqual(outNode.GetID(), usNode.GetID())
+        self.assertIsNone(outNode.GetStorageNode())  # nothing points at the removed temporary folder
         result = slicer.util.arrayFromVolume(outNode)
         self.assertEqual(result.shape, shape)
         self.assertTrue(np.all(np.isfinite(result)))
@@ -846,43 +1155,4 @@ class DDICSlicerTest(ScriptedLoadableModuleTest):
         for r in range(4):
             for c in range(4):
                 self.assertAlmostEqual(a.GetElement(r, c), b.GetElement(r, c), places=6)
-
-        self.delayDisplay("Measuring CNR in two boxes")
-        center = [0.0, 0.0, 0.0]
-        usNode.GetImageData()  # ensure data
-        bounds = [0.0] * 6
-        usNode.GetRASBounds(bounds)
-        for name, dx in (("roi", -15.0), ("background", 15.0)):
-            roi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name)
-            center = [(bounds[0] + bounds[1]) / 2 + dx, (bounds[2] + bounds[3]) / 2, (bounds[4] + bounds[5]) / 2]
-            roi.SetCenter(center)
-            roi.SetSize(10.0, 10.0, 10.0)
-            if name == "roi":
-                p.cnrRoi = roi
-            else:
-                p.cnrBackground = roi
-        paired = logic.updateCnr(p)
-        self.assertEqual(p.cnrTable.GetNumberOfRows(), 2)
-        self.assertTrue(np.isfinite(paired.us.cnr) and np.isfinite(paired.pseudo_mri.cnr))
-        self.assertGreater(paired.us.roi.n, 1)
-
-        self.delayDisplay("Segmenting with the classical backend from one inside point")
-        p.backend = "classical"
-        p.segmentSource = "Ultrasound"
-        p.positivePoints.AddControlPoint(center[0] - 30.0, center[1], center[2])
-        results = []
-        logic.segment(p, lambda summary, error: results.append((summary, error)))
-        import time
-
-        deadline = time.monotonic() + 300
-        while not results and time.monotonic() < deadline:
-            logic.pollSegmentation()
-            slicer.app.processEvents()
-            time.sleep(0.05)
-        logic.shutdown()
-        self.assertTrue(results, "no segmentation reply")
-        self.assertEqual(results[0][1], "")
-        segmentId = p.segmentationNode.GetSegmentation().GetSegmentIdBySegmentName(TARGET_NAMES[0])
-        mask = slicer.util.arrayFromSegmentBinaryLabelmap(p.segmentationNode, segmentId, usNode)
-        self.assertGreater(int(mask.sum()), 0)
-        self.delayDisplay("Test passed")
+        self.delayDisplay("Translation test passed")

@@ -136,10 +136,14 @@ def engine_env() -> dict:
 
 
 def panel_command(frame, models, out, steps) -> list[str]:
-    """The exact command line the panel builds (DDICSlicerLib.translation.TranslationJob)."""
+    """The exact command line the panel builds (DDICSlicerLib.translation.TranslationJob), watching this pid."""
+    from ddic.translate.placement import PlacementOptions
+
     us, mri = models
     job = translation.TranslationJob(frames=[frame], us_model=str(us), mri_model=str(mri), out_dir=str(out),
-                                     steps=steps, force_cpu=True, geometry="square")
+                                     options=translation.panel_options("ddic", steps, "ddim", True),
+                                     placement=PlacementOptions(mode="square"),
+                                     options_path=Path(out).parent / "options.json", watch_parent=os.getpid())
     return job.command(sys.executable)
 
 
@@ -307,29 +311,3 @@ def test_worker_client_fails_pending_requests_when_the_worker_dies(tmp_path):
     client.stop()
     assert replies and replies[0]["ok"] is False and "stopped unexpectedly" in replies[0]["error"]
     assert "out of cheese" in replies[0]["error"]
-
-
-def test_panel_command_and_estimate():
-    job = translation.TranslationJob(frames=["a.nrrd"], us_model="us", mri_model="mri", out_dir="o", steps=50,
-                                     ellipse=(10, 20, 30, 25, 5), anterior="left", pixel_size_mm=0.2)
-    argv = job.command("PythonSlicer")
-    assert argv[:5] == ["PythonSlicer", "-m", "ddic", "translate", "a.nrrd"]
-    assert argv[argv.index("--ellipse") + 1] == "10.0000,20.0000,30.0000,25.0000,5.0000"
-    assert argv[argv.index("--progress-format") + 1] == "json" and "--cpu" not in argv
-    assert argv[argv.index("--pixel-size") + 1] == "0.2" and argv[argv.index("--anterior") + 1] == "left"
-    base = {"frames": ["a"], "us_model": "u", "mri_model": "m", "out_dir": "o"}
-    for bad in ({"steps": 1}, {"method": "cyclegan"}, {"frames": ["a", "b"], "ellipse": (1, 2, 3, 4, 5)}):
-        with pytest.raises(ValueError):
-            translation.TranslationJob(**{**base, **bad}).command()
-    card = {"preset": "tiny", "image_size": 64}
-    # BENCHMARKS.md: tiny @ 64, N = 100, 2 cores: DDIB 12.0 s, faithful 37.2 s per frame (measured)
-    ddib = translation.estimate_seconds(card, "ddib", 100, cpu_count=2)
-    faithful = translation.estimate_seconds(card, "ddic", 100, cpu_count=2)
-    assert 6.0 <= ddib <= 24.0 and 18.0 <= faithful <= 75.0 and faithful / ddib == pytest.approx(2.5)
-    assert translation.estimate_seconds({}, "ddic", 100) is None
-    assert translation.estimate_seconds(card, "ddic", 200, gpu=True) < ddib
-    assert translation.format_duration(30.2) == "30 s" and translation.format_duration(600) == "10 min"
-    text = translation.estimate_text(card, "ddic", 100, frames=3)
-    assert "for 3 frames" in text and "GPU" in text and "CPU" in text
-    env = translation.engine_environment("/opt/module", force_cpu=True, base={"PYTHONPATH": "/x"})
-    assert env["PYTHONPATH"].split(os.pathsep) == ["/opt/module", "/x"] and env["CUDA_VISIBLE_DEVICES"] == "-1"

@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import TEST_SIZE
 from ddic.cli.main import main
+from ddic.translate.options import TranslateOptions
 from ddic.errors import DDICInputError
 from ddic.evaluate import REPORT_FILES, EvaluateOptions, run_evaluation
 from ddic.evaluate.cases import attach_truth, guess_near_field, load_test_set
@@ -62,8 +63,12 @@ def read_rows(path):
 
 
 def options(phantom, models, out, **changes) -> EvaluateOptions:
+    translation = {"steps": STEPS, "mode": "cheap", "device": "cpu"}
+    for key in ("steps", "mode", "lr", "solver"):
+        if key in changes:
+            translation[key] = changes.pop(key)
     base = {"us_test": phantom, "out": out, "methods": "ddib,ddic", "us_model": models[0], "mri_model": models[1],
-            "paired": phantom, "steps": STEPS, "mode": "cheap", "n_bootstrap": 20, "grid_frames": 2, "device": "cpu"}
+            "paired": phantom, "translation": TranslateOptions(**translation), "n_bootstrap": 20, "grid_frames": 2}
     base.update(changes)
     return EvaluateOptions(**base)
 

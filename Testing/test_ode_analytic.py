@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddic.diffusion.epsilon import GaussianEpsilon
-from ddic.diffusion.sampling import ddim_decode, ddim_encode
+from ddic.diffusion.denoisers import GaussianDenoiser
+from ddic.diffusion.sampling import ode_decode, ode_encode
 from ddic.diffusion.schedule import ddim_decode_step, decode_step_jacobian_diag
 
 MU_A, S_A, MU_B, S_B = 0.1, 0.2, -0.2, 0.3
@@ -26,14 +26,14 @@ def rmse(a, b):
 
 
 def errors(schedule, source, counts):
-    us, mri = GaussianEpsilon(MU_A, S_A, schedule.alpha_bar), GaussianEpsilon(MU_B, S_B, schedule.alpha_bar)
+    us, mri = GaussianDenoiser(MU_A, S_A, schedule.alpha_bar), GaussianDenoiser(MU_B, S_B, schedule.alpha_bar)
     ot_map = MU_B + S_B / S_A * (source - MU_A)
     out = {}
     for n in counts:
         grid = schedule.grid(n)
-        latent, _ = ddim_encode(us, source, grid)
-        out[n] = (rmse(ddim_decode(us, latent, grid, clip=False), source),
-                  rmse(ddim_decode(mri, latent, grid, clip=False), ot_map))  # Gaussian tails leave [−1, 1]
+        latent, _ = ode_encode(us, source, grid)
+        out[n] = (rmse(ode_decode(us, latent, grid, clip=False), source),
+                  rmse(ode_decode(mri, latent, grid, clip=False), ot_map))  # Gaussian tails leave [−1, 1]
     return out
 
 
@@ -48,8 +48,8 @@ def test_reconstruction_and_ot_map_errors_shrink_like_one_over_n(schedule, sourc
 
 
 def test_latent_is_standard_normal_at_full_steps(schedule, source):
-    us = GaussianEpsilon(MU_A, S_A, schedule.alpha_bar)
-    latent, trajectory = ddim_encode(us, source, schedule.grid(1000), keep_trajectory=True)
+    us = GaussianDenoiser(MU_A, S_A, schedule.alpha_bar)
+    latent, trajectory = ode_encode(us, source, schedule.grid(1000), keep_trajectory=True)
     assert len(trajectory) == 1001 and trajectory[0] is source
     assert torch.equal(trajectory[-1], latent)
     expected = (source - MU_A) / S_A  # the exact flow maps N(μ, s²) affinely onto N(0, 1)
@@ -59,22 +59,22 @@ def test_latent_is_standard_normal_at_full_steps(schedule, source):
 def test_clipped_decode_from_999_is_stable_where_unclipped_explodes(schedule):
     """Pitfall P1: ᾱ_999 ≈ 2.4e-9 amplifies any ε error by √(ᾱ_prev/ᾱ_999)."""
     g = torch.Generator().manual_seed(1)
-    exact = GaussianEpsilon(0.0, 0.5, schedule.alpha_bar)
+    exact = GaussianDenoiser(0.0, 0.5, schedule.alpha_bar)
 
     def noisy_eps(x, t):  # a slightly wrong network: 5 % error in ε
         return exact(x, t) + 0.05 * torch.randn(x.shape, generator=g)
 
     latent = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(2))
     grid = schedule.grid(10)
-    unclipped = ddim_decode(noisy_eps, latent, grid, clip=False)
-    clipped = ddim_decode(noisy_eps, latent, grid, clip=True)
+    unclipped = ode_decode(noisy_eps, latent, grid, clip=False)
+    clipped = ode_decode(noisy_eps, latent, grid, clip=True)
     assert unclipped.abs().max().item() > 50.0
     assert clipped.abs().max().item() <= 1.0 + 1e-6
 
 
 def test_cheap_jacobian_is_exact_for_gaussian_data(schedule):
     """With the data variance as prior, the diagonal estimate equals the true Jacobian of a decode step."""
-    eps_model = GaussianEpsilon(0.0, 0.5, schedule.alpha_bar)
+    eps_model = GaussianDenoiser(0.0, 0.5, schedule.alpha_bar)
     grid = schedule.grid(20)
     for level in (19, 12, 5, 0):
         x = torch.randn(1, 1, 4, 4, dtype=torch.float64)

@@ -111,6 +111,12 @@ def test_paired_truth_is_canonical_and_aligned(dataset):
         assert us[labels == Label.SKULL].mean() > 1.5 * us[labels == Label.WHITE_MATTER].mean()
         # the paired T2 slice: CSF (ventricles) brighter than white matter, which is brighter than cortex
         assert mri[labels == Label.LATERAL_VENTRICLE].mean() > mri[labels == Label.WHITE_MATTER].mean()
+        # preprocessed as the real data is (issue 11): MRI brain-extracted (nothing on skull, scalp or fluid),
+        # US zero far outside the skull (maternal tissue and fluid masked) but kept on the skull echo
+        outside_brain = np.isin(labels, [Label.BACKGROUND, Label.AMNIOTIC_FLUID, Label.MATERNAL_WALL,
+                                         Label.SCALP, Label.SKULL])
+        assert mri[outside_brain].max() == 0 and mri[~outside_brain].mean() > 50
+        assert us[labels <= Label.AMNIOTIC_FLUID].mean() < 0.2 * us[labels == Label.SKULL].mean()
         assert float(row["hc_mm"]) == pytest.approx(float(row["frame_hc_mm"]), rel=1e-6)
 
 

@@ -80,8 +80,10 @@ def test_schedule_card_round_trip_and_refusals(schedule):
         Schedule.from_dict({**schedule.to_dict(), "name": "linear"})
     with pytest.raises(DDICModelError, match="offset"):
         Schedule.from_dict({**schedule.to_dict(), "cosine_offset": 0.01})
-    with pytest.raises(DDICModelError, match="epsilon"):
-        Schedule.from_dict({**schedule.to_dict(), "prediction": "v_prediction"})
+    with pytest.raises(DDICModelError, match="prediction type 'sample'"):
+        Schedule.from_dict({**schedule.to_dict(), "prediction": "sample"})
+    v = Schedule.from_dict({**schedule.to_dict(), "prediction": "v_prediction"})
+    assert v.prediction == "v_prediction" and v != schedule and np.array_equal(v.alpha_bar, schedule.alpha_bar)
 
 
 def test_encode_step_is_the_ddim_formula():

@@ -36,7 +36,7 @@ SLICER_FILES = [MODULE_FILE, *sorted(LIB_DIR.glob("*.py"))]
 
 # Members of VTK classes outside Slicer's class lists (vtk.vtkMatrix4x4, vtkGeneralTransform, vtkPoints), which
 # the lists do not cover (README "Known gaps"); every other capitalised method name must be a listed member.
-VTK_OUTSIDE_LISTS = {"GetElement", "MultiplyPoint", "TransformPoint", "DeepCopy", "InsertNextPoint"}
+VTK_OUTSIDE_LISTS = {"GetElement", "SetElement", "MultiplyPoint", "TransformPoint", "DeepCopy", "InsertNextPoint"}
 # Capitalised names that are not VTK methods: Python classes/exceptions and Qt enum-like constants.
 NOT_VTK = {"IDLE", "RUNNING"}
 
@@ -347,11 +347,16 @@ def test_slicer_api_names_exist(path):
 ALLOWED_TOP_LEVEL = {"logging", "os", "shutil", "sys", "typing", "ctk", "numpy", "qt", "slicer", "vtk",
                      "DDICSlicerLib", "__future__", "json", "queue", "signal", "subprocess", "threading", "time",
                      "collections", "dataclasses", "pathlib", "importlib"}
+# Engine modules that import neither torch nor anything Slicer lacks (checked below): the option records,
+# their limits and defaults, the worker protocol version and the watchdog's cancel line. The panel imports
+# these instead of keeping copies.
+LIGHT_ENGINE_MODULES = {"ddic.diffusion.constants", "ddic.translate.options", "ddic.translate.options_document",
+                        "ddic.translate.placement", "ddic.worker.protocol", "ddic.cli.watchdog"}
 
 
 @pytest.mark.parametrize("path", SLICER_FILES, ids=lambda p: p.name)
 def test_nothing_heavy_at_import(path):
-    """File scope imports only stdlib, Slicer, Qt, VTK, ctk and numpy (no torch, no engine, no pip)."""
+    """File scope imports only stdlib, Slicer, Qt, VTK, ctk, numpy and the light engine modules."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
         names = []
@@ -360,9 +365,23 @@ def test_nothing_heavy_at_import(path):
         elif isinstance(node, ast.ImportFrom):
             names = [node.module or ""] if node.level == 0 else ["DDICSlicerLib"]
         for name in names:
-            assert name.split(".")[0] in ALLOWED_TOP_LEVEL, f"{path.name}:{node.lineno} imports {name} at file scope"
+            assert name.split(".")[0] in ALLOWED_TOP_LEVEL or name in LIGHT_ENGINE_MODULES, \
+                f"{path.name}:{node.lineno} imports {name} at file scope"
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             pytest.fail(f"{path.name}:{node.lineno} calls something at import time")
+
+
+def test_light_engine_modules_import_nothing_slicer_lacks():
+    """What the panel imports at file scope from the engine loads no torch (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys\nfor m in {sorted(LIGHT_ENGINE_MODULES)!r}: __import__(m)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)))")
+    env = {**os.environ, "PYTHONPATH": str(MODULE_DIR)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    loaded = {m for m in ast.literal_eval(out.stdout.strip()) if not m.startswith("_")}  # site's own hooks
+    assert loaded <= {"ddic", "numpy"}, out.stdout
 
 
 def test_translation_function_is_never_shadowed():
@@ -442,18 +461,40 @@ BINDABLE = {"QCheckBox": {"bool"}, "QPushButton": {"bool"}, "QSpinBox": {"int"},
             "qMRMLNodeComboBox": {"node"}}
 
 
-def field_types() -> dict[str, tuple[str, str]]:
-    """field → (base type, full annotation text) of DDICSlicerParameterNode."""
+def node_classes(annotation: ast.expr) -> list[str] | None:
+    """The MRML classes of a node field as parameterNodeWrapper/util.py getNodeTypes lists them: a single
+    ``vtkMRML...`` class, or the node classes of a ``Union[...]``/``Optional[...]`` in order (None dropped);
+    None for a field that is not a node field."""
+    text = ast.unparse(annotation)
+    if text.startswith("Annotated["):
+        return node_classes(annotation.slice.elts[0])
+    if isinstance(annotation, ast.Name) and annotation.id.startswith("vtkMRML"):
+        return [annotation.id]
+    if isinstance(annotation, ast.Subscript) and ast.unparse(annotation.value) in ("Union", "typing.Union",
+                                                                                    "Optional", "typing.Optional"):
+        elts = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        names = [ast.unparse(e) for e in elts]
+        classes = [n for n in names if n != "None"]
+        if classes and all(n.startswith("vtkMRML") for n in classes):
+            return classes
+    return None
+
+
+def field_annotations() -> dict[str, ast.expr]:
     for node in module_tree().body:
         if isinstance(node, ast.ClassDef) and node.name == "DDICSlicerParameterNode":
-            out = {}
-            for item in node.body:
-                if isinstance(item, ast.AnnAssign):
-                    text = ast.unparse(item.annotation)
-                    base = ast.unparse(item.annotation.slice.elts[0]) if text.startswith("Annotated[") else text
-                    out[item.target.id] = ("node" if base.startswith("vtkMRML") else base, text)
-            return out
+            return {item.target.id: item.annotation for item in node.body if isinstance(item, ast.AnnAssign)}
     raise AssertionError("DDICSlicerParameterNode not found")
+
+
+def field_types() -> dict[str, tuple[str, str]]:
+    """field → (base type, full annotation text) of DDICSlicerParameterNode."""
+    out = {}
+    for name, annotation in field_annotations().items():
+        text = ast.unparse(annotation)
+        base = ast.unparse(annotation.slice.elts[0]) if text.startswith("Annotated[") else text
+        out[name] = ("node" if node_classes(annotation) else base, text)
+    return out
 
 
 def test_bound_widgets_are_bindable_in_slicer_5_10():
@@ -465,6 +506,82 @@ def test_bound_widgets_are_bindable_in_slicer_5_10():
         assert base in BINDABLE[cls], f"{widget} ({cls}) cannot hold {field}: {text}"
         if cls == "QComboBox":
             assert "Choice(" in text, f"{field} is bound to a combo box and needs a Choice annotation"
+
+
+def ui_node_types() -> dict[str, list[str]]:
+    """widget name → the nodeTypes string list of each qMRMLNodeComboBox in the .ui."""
+    root = ET.parse(UI_FILE).getroot()
+    out = {}
+    for w in root.iter("widget"):
+        if w.get("class") == "qMRMLNodeComboBox":
+            prop = next((p for p in w.findall("property") if p.get("name") == "nodeTypes"), None)
+            out[w.get("name")] = [s.text for s in prop.iter("string")] if prop is not None else []
+    return out
+
+
+@needs_api
+def test_bound_node_fields_are_concrete_and_match_the_ui_node_types():
+    """Break 1. guiConnectors.py qMRMLNodeComboBoxToNodeConnector.__init__ sets ``widget.nodeTypes =
+    getNodeTypes(datatype)``, and parameterNodeWrapper/util.py getNodeTypes calls ``cls().GetClassName()``
+    for each class, which raises for an abstract (``[no-New]``) class such as vtkMRMLVolumeNode, so the
+    panel's setup() would abort. Every class must be concrete, and the .ui's nodeTypes must be what the
+    connector writes (otherwise the .ui lies about what the selector shows)."""
+    a = api()
+    annotations, node_types = field_annotations(), ui_node_types()
+    checked = 0
+    for widget, field in ui_bindings().items():
+        if widget not in node_types:
+            continue
+        classes = node_classes(annotations[field])
+        assert classes, f"{widget} is a node selector but {field} is not a node field"
+        for cls in classes:
+            line = next((line for line in a._lines(API_DIR / "vtk-classes.txt") if line.startswith(f"{cls} :")), "")
+            assert line, f"{cls} ({field}) is not a Slicer class"
+            assert "[no-New]" not in line, f"{field}: {cls} is abstract; getNodeTypes cannot instantiate it"
+        assert node_types[widget] == classes, f"{widget}: .ui nodeTypes {node_types[widget]} != {classes}"
+        checked += 1
+    assert checked == len(node_types) >= 4
+
+
+def test_node_field_parser_sees_unions_and_abstract_classes():
+    """The check above can fail: an abstract single class and a Union are both recognised."""
+    def parse(text):
+        return node_classes(ast.parse(text, mode="eval").body)
+
+    assert parse("vtkMRMLVolumeNode") == ["vtkMRMLVolumeNode"]
+    assert parse("Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode, None]") == [
+        "vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode"]
+    assert parse("Optional[vtkMRMLTableNode]") == ["vtkMRMLTableNode"]
+    assert parse("Annotated[str, Choice(['a'])]") is None and parse("Union[int, None]") is None
+
+
+def test_option_choices_come_from_the_engine():
+    """One source of truth: the panel offers the engine's methods, solvers, step limits and defaults."""
+    from ddic.diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
+    from ddic.segment.backend import BACKENDS
+    from ddic.translate.options import METHODS, SOLVERS, TranslateOptions
+    from ddic.translate.placement import ANTERIOR_CHOICES
+
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    texts = {name: ast.unparse(annotation) for name, annotation in field_annotations().items()}
+    assert texts["method"] == "Annotated[str, Choice(list(METHODS))]"
+    assert texts["solver"] == "Annotated[str, Choice(list(SOLVERS))]"
+    assert texts["steps"] == "Annotated[int, WithinRange(MIN_STEPS, NUM_TRAIN_TIMESTEPS)]"
+    assert texts["anterior"] == "Annotated[str, Choice(list(ANTERIOR_CHOICES))]"
+    for name in ("METHODS", "SOLVERS", "MIN_STEPS", "NUM_TRAIN_TIMESTEPS", "ANTERIOR_CHOICES", "TranslateOptions"):
+        assert re.search(rf"^from ddic\.[\w.]+ import .*\b{name}\b", source, re.M), f"{name} is not imported"
+    for copy in ("MAX_STEPS", "PROTOCOL_VERSION = ", "METHODS = ", "ANTERIOR_CHOICES = ", "SOLVERS = "):
+        for path in SLICER_FILES:
+            assert copy not in path.read_text(encoding="utf-8"), f"{path.name} keeps its own {copy.strip(' =')}"
+    panel_backends = next(ast.literal_eval(n.value) for n in module_tree().body if isinstance(n, ast.Assign)
+                          and [getattr(t, "id", "") for t in n.targets] == ["BACKENDS"])
+    assert panel_backends == BACKENDS  # kept as a literal: importing the segment package would load scipy
+    assert "DEFAULTS = TranslateOptions()" in source and TranslateOptions().steps >= MIN_STEPS
+    root = ET.parse(UI_FILE).getroot()
+    steps = next(w for w in root.iter("widget") if w.get("name") == "stepsSpinBox")
+    limits = {p.get("name"): int(p.findtext("number")) for p in steps.findall("property") if p.findtext("number")}
+    assert (limits["minimum"], limits["maximum"]) == (MIN_STEPS, NUM_TRAIN_TIMESTEPS)
+    assert set(METHODS) and set(SOLVERS) and set(ANTERIOR_CHOICES) == {"auto", "right", "left"}
 
 
 @needs_api

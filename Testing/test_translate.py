@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddic.diffusion.epsilon import GaussianEpsilon, UNetEpsilon
+from ddic.diffusion.denoisers import GaussianDenoiser, UNetDenoiser
 from ddic.errors import DDICInputError, DDICModelError
 from ddic.io.modelfile import load_model
 from ddic.translate.engine import Translator, translate_tensor
@@ -15,7 +15,7 @@ from conftest import TEST_SIZE
 
 @pytest.fixture(scope="module")
 def gaussians(schedule):
-    return GaussianEpsilon(0.1, 0.2, schedule.alpha_bar), GaussianEpsilon(-0.2, 0.3, schedule.alpha_bar)
+    return GaussianDenoiser(0.1, 0.2, schedule.alpha_bar), GaussianDenoiser(-0.2, 0.3, schedule.alpha_bar)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def source():
 @pytest.fixture(scope="module")
 def unets(random_models):
     us, mri = (load_model(p) for p in random_models)
-    return UNetEpsilon(us.unet), UNetEpsilon(mri.unet)
+    return UNetDenoiser(us.unet), UNetDenoiser(mri.unet)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -113,17 +113,50 @@ def test_translation_is_deterministic(schedule, unets):
     assert torch.equal(first, second)
 
 
+@pytest.mark.parametrize("check", [False, True])
 @pytest.mark.parametrize("method,mode,forward,backward", [
     ("ddib", "faithful", 2, 0),   # encode N + MRI decode N
     ("ddic", "faithful", 4, 1),   # + US decode N, guided MRI forward+backward N, recompute N
     ("ddic", "cached", 3, 1),     # US chain from the encoder
     ("ddic", "cheap", 2, 0),      # no network backward, no recompute
 ])
-def test_network_evaluations_per_step(method, mode, forward, backward, schedule, gaussians, source):
-    us, mri = GaussianEpsilon(0.1, 0.2, schedule.alpha_bar), GaussianEpsilon(-0.2, 0.3, schedule.alpha_bar)
-    translate_tensor(source, us, mri, schedule, TranslateOptions(method=method, mode=mode, steps=10))
-    assert us.counter.forward + mri.counter.forward == forward * 10
+def test_network_evaluations_per_step(method, mode, forward, backward, check, schedule, source):
+    """The trust number (round_trip_check) costs one more US decode (N) unless DDIC's faithful US chain is it."""
+    us, mri = GaussianDenoiser(0.1, 0.2, schedule.alpha_bar), GaussianDenoiser(-0.2, 0.3, schedule.alpha_bar)
+    options = TranslateOptions(method=method, mode=mode, steps=10, round_trip_check=check)
+    _, trace = translate_tensor(source, us, mri, schedule, options)
+    extra = int(check and not (method == "ddic" and mode == "faithful"))
+    assert us.counter.forward + mri.counter.forward == (forward + extra) * 10
     assert us.counter.backward + mri.counter.backward == backward * 10
+    assert (trace.us_reconstruction is not None) == (check or (method, mode) == ("ddic", "faithful"))
+
+
+def test_trust_number_is_the_head_round_trip_of_the_us_model(schedule):
+    """The trust number is the RMSE between the frame and the US model's decode of its latent, over the head.
+    (An exact Gaussian model's flow is affine, so it round-trips anything: whether a *network* represents a
+    frame is measured on the trained demo models, BENCHMARKS.md "Trust number".) A model that maps every
+    latent to one fixed image stands for a model that does not represent the frame: flagged."""
+    from ddic.translate.trust import ROUND_TRIP_WARN_RMSE, head_round_trip_rmse, is_trusted
+
+    g = torch.Generator().manual_seed(8)
+    mean, std = -0.4, 0.15
+    model = GaussianDenoiser(mean, std, schedule.alpha_bar, prediction="v_prediction")
+    inside = (mean + std * torch.randn(2, 1, 16, 16, generator=g)).clamp(-0.99, 1)
+    _, trace = translate_tensor(inside, model, model, schedule,
+                                TranslateOptions(method="ddib", steps=50, solver="dpmpp2m"))
+    good = head_round_trip_rmse(inside, trace.us_reconstruction)
+    assert good.max().item() < 0.01 and all(is_trusted(float(r)) for r in good)
+    collapsed = GaussianDenoiser(0.5, 1e-3, schedule.alpha_bar, prediction="v_prediction")  # always ≈ 0.5
+    _, trace = translate_tensor(inside, model, model, schedule, TranslateOptions(method="ddib", steps=20))
+    _, bad_trace = translate_tensor(inside, collapsed, model, schedule, TranslateOptions(method="ddib", steps=20))
+    bad = head_round_trip_rmse(inside, bad_trace.us_reconstruction)
+    assert bad.min().item() > ROUND_TRIP_WARN_RMSE and not any(is_trusted(float(r)) for r in bad)
+    # the background (masked, −1) is left out: a frame that is mostly background is judged on its head only
+    masked = inside.clone()
+    masked[..., :, :8] = -1.0
+    rec = masked.clone()
+    rec[..., :, :8] = 0.5  # wrong only on the background
+    assert head_round_trip_rmse(masked, rec).max().item() == 0.0
 
 
 def test_translator_checks_its_models(random_models):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ddic.diffusion.epsilon import UNetEpsilon
+from ddic.diffusion.denoisers import UNetDenoiser
 from ddic.diffusion.networks import build_unet, count_parameters, unet_config
 from ddic.diffusion.schedule import Schedule
 from ddic.translate.device import configure_backends, select_device
@@ -111,8 +111,8 @@ def main() -> None:
                 us_net, mri_net = base_us, base_mri
                 if compiled == "on":
                     us_net, mri_net = torch.compile(base_us), torch.compile(base_mri)
-                us = UNetEpsilon(us_net, device, bf16=precision == "bf16")
-                mri = UNetEpsilon(mri_net, device, bf16=precision == "bf16")
+                us = UNetDenoiser(us_net, device, bf16=precision == "bf16")
+                mri = UNetDenoiser(mri_net, device, bf16=precision == "bf16")
                 for batch in (int(b) for b in args.batches.split(",")):
                     if f"{spec}:{batch}" in skip:
                         continue

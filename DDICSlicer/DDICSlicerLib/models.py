@@ -4,6 +4,11 @@ Translation models come in pairs (an ultrasound and an MRI model, ids ``X-us`` /
 demo pair works without any download. SAM checkpoints are downloaded only after the user has seen the
 size, license, URL and target folder, into the user's cache (never the install folder), SHA-256
 checked by the engine. ``ddic.models`` uses only the standard library, so importing it in Slicer is cheap.
+
+Only SAM models the worker can load are offered: the SAM backend builds Segment Anything v1 models
+(``ddic.segment.backend.SAM_PACKAGE``); SAM 2 and MobileSAM entries of the manifest need other packages
+and are left out. :class:`Catalog` reads the manifest and model cards once (the panel asks for the
+estimate on every parameter change) until :meth:`Catalog.refresh`.
 """
 
 from __future__ import annotations
@@ -42,7 +47,67 @@ def translation_pairs(entries=None) -> list:
 
 
 def sam_entries(entries=None) -> list:
-    return [e for e in (entries if entries is not None else manifest()) if e.kind == "sam"]
+    """The SAM models of the manifest that the segmentation worker can load."""
+    from ddic.segment.backend import SAM_PACKAGE
+
+    return [e for e in (entries if entries is not None else manifest()) if e.kind == "sam" and e.package == SAM_PACKAGE]
+
+
+def pair_index(pairs: list, us: str, mri: str) -> int | None:
+    """Index of the pair (us, mri) in ``pairs``, or None."""
+    for index, pair in enumerate(pairs):
+        if (pair.us, pair.mri) == (us, mri):
+            return index
+    return None
+
+
+def entry_index(entries: list, entry_id: str) -> int | None:
+    ids = [e.id for e in entries]
+    return ids.index(entry_id) if entry_id in ids else None
+
+
+class Catalog:
+    """The manifest and the model cards the panel shows, read once until :meth:`refresh`.
+
+    ``resolve`` (id or path → local path) and ``read_card`` (path → card dict) are injectable for tests.
+    """
+
+    def __init__(self, load=None, resolve_spec=None, read_card=None):
+        self._load = load or manifest
+        self._resolve = resolve_spec or resolve
+        if read_card is None:
+            from .translation import read_model_card as read_card
+        self._read_card = read_card
+        self._manifest = None
+        self._cards: dict = {}
+
+    def refresh(self) -> None:
+        """Forget what was read (after a download, a cleared cache or a newly picked folder)."""
+        self._manifest, self._cards = None, {}
+
+    def manifest(self):
+        if self._manifest is None:
+            self._manifest = self._load()
+        return self._manifest
+
+    def card(self, spec: str) -> dict | None:
+        """The model card of ``spec`` ({} without one), or None when the model cannot be found."""
+        if spec not in self._cards:
+            try:
+                self._cards[spec] = self._read_card(self._resolve(spec))
+            except Exception:  # noqa: BLE001 - unknown model: the estimate is only a hint, say so once
+                self._cards[spec] = None
+        return self._cards[spec]
+
+    def is_available(self, spec: str) -> bool:
+        """A bundled or downloaded manifest model, or any local path (checked when resolved)."""
+        from ddic.models import is_cached
+
+        entries = self.manifest()
+        if spec in entries:
+            entry = entries.get(spec)
+            return entry.is_bundled or is_cached(entry)
+        return True
 
 
 def resolve(spec: str):

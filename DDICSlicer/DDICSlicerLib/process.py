@@ -3,8 +3,15 @@
 Why not ``slicer.util.launchConsoleProcess(blocking=False)``: it exists only from Slicer 5.12, offers no
 cancel and cannot end a process *tree* — ``PythonSlicer`` is a launcher that starts ``python-real``, so
 killing the launcher alone leaves the real worker (and its GPU memory) behind. Here the worker gets its
-own process group (POSIX session / Windows process group) and cancel ends the whole group: SIGTERM first
-(the engine turns it into a clean exit that removes its temporary files), SIGKILL after a grace period.
+own process group (POSIX session / Windows process group) and a pipe on its stdin:
+
+* cancel writes the line ``cancel`` on that pipe — the engine's watchdog (``ddic translate
+  --watch-parent``, :mod:`ddic.cli.watchdog`) turns it into a clean exit that removes its temporary
+  files. This works on Windows too, where there is no SIGTERM for a process group and ``taskkill``
+  without ``/F`` cannot stop a window-less console process; after a grace period the whole tree is
+  killed;
+* if Slicer itself dies, the OS closes the pipe and the watchdog ends the process: no orphan keeps the
+  GPU.
 
 The module is plain Python (no ``slicer``/``qt`` import) so that the same code runs under pytest: the
 widget calls :meth:`WorkerProcess.poll` from a ``qt.QTimer`` on the main thread; two reader threads only
@@ -27,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddic.cli.watchdog import CANCEL_LINE
+
 # states (readable strings, so they can be shown and logged as they are)
 IDLE = "idle"
 RUNNING = "running"
@@ -38,7 +47,8 @@ FINISHED_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
 EXIT_OUT_OF_MEMORY = 3  # the engine's exit code for out-of-memory (ddic.cli.common.EXIT_OUT_OF_MEMORY)
 DEFAULT_LOG_LIMIT = 256_000  # characters kept in the log; older lines are dropped (a GUI log must not grow forever)
-DEFAULT_GRACE_S = 5.0  # from SIGTERM to SIGKILL on cancel
+DEFAULT_GRACE_S = 5.0  # from the soft cancel to killing the tree
+
 
 
 @dataclass
@@ -161,7 +171,7 @@ class WorkerProcess:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
         else:
             kwargs["start_new_session"] = True  # own process group: cancel reaches python-real too
-        self.process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, cwd=self.cwd, text=True,
                                         encoding="utf-8", errors="replace", bufsize=1, **kwargs)
         self.started_at = time.monotonic()
@@ -181,12 +191,19 @@ class WorkerProcess:
         stream.close()
 
     def cancel(self) -> None:
-        """Ask the whole process tree to stop; :meth:`poll` escalates to a hard kill after ``grace_s``."""
+        """Ask the process to stop (``cancel`` on its stdin); :meth:`poll` kills the tree after ``grace_s``."""
         if self.state != RUNNING or self.process is None:
             return
         self.state = CANCELLING
-        kill_process_tree(self.process, hard=False)
+        self._send_cancel()
         self._kill_deadline = time.monotonic() + self.grace_s
+
+    def _send_cancel(self) -> None:
+        try:
+            self.process.stdin.write(CANCEL_LINE + "\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # already gone or stdin closed: the deadline kill covers it
+            pass
 
     def kill(self) -> None:
         """End the tree at once (application exit, scene close)."""
@@ -230,6 +247,7 @@ class WorkerProcess:
 
     def _finish(self) -> None:
         code = self.process.returncode
+        self._close_stdin()
         if os.name != "nt":
             kill_process_tree(self.process, hard=True)  # no orphan may outlive its launcher
         if self.state == CANCELLING:
@@ -261,8 +279,16 @@ class WorkerProcess:
     def elapsed_s(self) -> float:
         return 0.0 if self.started_at is None else time.monotonic() - self.started_at
 
+    def _close_stdin(self) -> None:
+        try:
+            if self.process is not None and self.process.stdin is not None:
+                self.process.stdin.close()
+        except (OSError, ValueError):
+            pass
+
     def cleanup(self) -> None:
         """Remove the temporary folder (inputs written for the worker and its outputs once imported)."""
+        self._close_stdin()
         if self.temp_dir is not None and self.temp_dir.exists():
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 

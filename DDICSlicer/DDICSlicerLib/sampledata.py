@@ -20,6 +20,14 @@ SAMPLES = (
      "8478057e4f121f468668f020ed7720a3031338e450af0f17351c43f32d168ab6", "DDICPhantomCanonical.png"),
 )
 
+SELF_TEST_FRAME = "DDICPhantomFrame.nrrd"
+# Where the self-test (DDICSlicerTest.test_LightSelfTest) prompts on that frame, in pixels (column, row):
+# an anechoic region inside the head — the classical backend grows about 2100 pixels from it — and two
+# CNR boxes given as (centre column, centre row, width, height). Testing/test_slicer_self_test.py runs
+# the same prompts offline.
+SELF_TEST_POINT = (500.0, 260.0)
+SELF_TEST_CNR_BOXES = {"roi": (500.3, 260.2, 16.0, 12.0), "background": (300.3, 150.2, 16.0, 12.0)}
+
 
 def sample_folder(module_dir: str | os.PathLike) -> Path:
     return Path(module_dir) / "Resources" / "SampleData"

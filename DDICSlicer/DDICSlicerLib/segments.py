@@ -67,12 +67,22 @@ def ras_to_ijk_points(volume_node, ras_points) -> np.ndarray:
 
 
 def control_points(markups_node) -> np.ndarray:
-    """World positions (N, 3) of the defined control points of a point list."""
+    """World positions (N, 3) of the *defined* control points of a point list.
+
+    A point being placed (preview) or without a position (undefined, missing) is not a prompt:
+    ``slicer.util.arrayFromMarkupsControlPoints`` returns every control point whatever its status
+    (Base/Python/slicer/util.py), so the status is checked here (vtkMRMLMarkupsNode.h, PositionStatus).
+    """
     if markups_node is None:
         return np.zeros((0, 3))
-    import slicer
-
-    return slicer.util.arrayFromMarkupsControlPoints(markups_node, world=True).reshape(-1, 3)
+    defined = markups_node.PositionDefined
+    out = []
+    for index in range(markups_node.GetNumberOfControlPoints()):
+        if markups_node.GetNthControlPointPositionStatus(index) == defined:
+            position = np.zeros(3)  # filled in place, as slicer.util.arrayFromMarkupsControlPoints does
+            markups_node.GetNthControlPointPositionWorld(index, position)
+            out.append(position)
+    return np.asarray(out, dtype=float).reshape(-1, 3)
 
 
 def prompt_points(volume_node, positive_node, negative_node) -> list:
@@ -85,12 +95,15 @@ def prompt_points(volume_node, positive_node, negative_node) -> list:
 
 
 def roi_corners_world(roi_node) -> np.ndarray:
-    """The eight world corners (8, 3) of a Markups ROI (rotated ROIs included)."""
+    """The eight world corners (8, 3) of a Markups ROI (rotated and transformed ROIs included).
+
+    vtkMRMLMarkupsROINode.cxx: ObjectToWorld = NodeToWorld · ObjectToNode, and the centre is
+    ObjectToNode's translation, so ObjectToWorld already holds it; the box is a cube of side ``Size``
+    around the *object* origin (CreateROIBoxPolyDataWorld). Adding the centre again would move the box.
+    """
     import vtk
 
-    center = [0.0, 0.0, 0.0]
     size = [0.0, 0.0, 0.0]
-    roi_node.GetCenter(center)
     roi_node.GetSize(size)
     to_world = vtk.vtkMatrix4x4()
     to_world.DeepCopy(roi_node.GetObjectToWorldMatrix())
@@ -98,14 +111,25 @@ def roi_corners_world(roi_node) -> np.ndarray:
     for sx in (-0.5, 0.5):
         for sy in (-0.5, 0.5):
             for sz in (-0.5, 0.5):
-                local = [center[0] + sx * size[0], center[1] + sy * size[1], center[2] + sz * size[2], 1.0]
-                corners.append(to_world.MultiplyPoint(local)[:3])
+                corners.append(to_world.MultiplyPoint([sx * size[0], sy * size[1], sz * size[2], 1.0])[:3])
     return np.asarray(corners)
 
 
+def roi_is_placed(roi_node) -> bool:
+    """A box the user has finished placing: it has control points and all of them are defined.
+
+    While a box ROI is being placed its second point is a preview (vtkMRMLMarkupsROINode.cxx,
+    UpdateBoxROIFromControlPoints); once placed it keeps one defined point at its centre.
+    """
+    if roi_node is None:
+        return False
+    count = roi_node.GetNumberOfControlPoints()
+    return count > 0 and roi_node.GetNumberOfDefinedControlPoints() == count
+
+
 def prompt_box(volume_node, roi_node):
-    """``[x0, y0, x1, y1]`` (frame pixels) of a box ROI, or None when there is no ROI."""
-    if roi_node is None or roi_node.GetNumberOfControlPoints() == 0:
+    """``[x0, y0, x1, y1]`` (frame pixels) of a placed box ROI, or None when there is none."""
+    if not roi_is_placed(roi_node):
         return None
     ijk = ras_to_ijk_points(volume_node, roi_corners_world(roi_node))
     x0, y0 = ijk[:, :2].min(axis=0)
@@ -128,13 +152,21 @@ def write_mask(segmentation_node, target: Target, mask: np.ndarray, reference_vo
     return segment_id
 
 
-def atrium_width_mm(mask: np.ndarray, volume_node):
-    """Atrium width of a ventricle mask through the engine (``ddic.measure.atrium_width``), or None."""
+def atrium_width_mm(mask: np.ndarray, volume_node, pixel_size_mm: float | None = None):
+    """Atrium width of a ventricle mask through the engine (``ddic.measure.atrium_width``), or None.
+
+    ``pixel_size_mm`` is the panel's pixel-size override: picture files load with 1 mm pixels, so when
+    the user gives the real size, that size (not the node's spacing) is the one to measure with.
+    """
     from ddic.errors import DDICInputError
     from ddic.measure import atrium_width
 
-    spacing = volume_node.GetSpacing()
+    if pixel_size_mm:
+        spacing_xy = (float(pixel_size_mm), float(pixel_size_mm))
+    else:
+        spacing = volume_node.GetSpacing()
+        spacing_xy = (spacing[0], spacing[1])
     try:
-        return atrium_width(np.asarray(mask) > 0, spacing_xy=(spacing[0], spacing[1]))
+        return atrium_width(np.asarray(mask) > 0, spacing_xy=spacing_xy)
     except DDICInputError:
         return None

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,34 +25,54 @@ def is_vector(volume_node) -> bool:
     return volume_node is not None and volume_node.IsA("vtkMRMLVectorVolumeNode")
 
 
-def write_frame(volume_node, path: str | os.PathLike) -> Path:
-    """Write a one-frame scalar NRRD of ``volume_node`` (RGB → luminance) with its geometry."""
-    import slicer
+def ijk_to_ras(volume_node) -> list:
+    """The node's IJK→RAS matrix as 4 rows of 4 floats."""
     import vtk
 
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return [[matrix.GetElement(r, c) for c in range(4)] for r in range(4)]
+
+
+def _matrix(rows):
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, float(rows[r][c]))
+    return matrix
+
+
+def write_frame(volume_node, path: str | os.PathLike) -> Path:
+    """Write a one-frame scalar NRRD of ``volume_node`` (RGB → luminance) with its geometry.
+
+    Written through a storage node of our own, never ``slicer.util.saveNode``: the node writer
+    (Base/QTGUI/qSlicerNodeWriter.cxx, write()) points the node's *own* storage node at the file, so a
+    later scene save would refer to this temporary file after it is deleted, and it looks the node up in
+    the main scene, which does not hold a sequence's data nodes. A standalone storage node writes the
+    data and leaves the user's node untouched (as lassoan/SlicerTotalSegmentator and
+    SlicerMONAIAuto3DSeg write their inputs).
+    """
+    import slicer
+
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     node = volume_node
-    temporary = None
-    if is_vector(volume_node):
-        temporary = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "DDIC temporary luminance")
-        temporary.HideFromEditorsOn()
-        matrix = vtk.vtkMatrix4x4()
-        volume_node.GetIJKToRASMatrix(matrix)
-        temporary.SetIJKToRASMatrix(matrix)
-        gray = luminance(slicer.util.arrayFromVolume(volume_node)).astype(np.float32)
-        slicer.util.updateVolumeFromArray(temporary, gray)
-        node = temporary
-    try:
-        if not slicer.util.saveNode(node, str(path), {"useCompression": 0}):
-            raise RuntimeError(f"Could not write the frame to {path}; check free disk space in the temporary folder.")
-    finally:
-        if temporary is not None:
-            slicer.mrmlScene.RemoveNode(temporary)
+    if is_vector(volume_node):  # a standalone scalar copy, never added to the scene
+        node = slicer.vtkMRMLScalarVolumeNode()
+        node.SetIJKToRASMatrix(_matrix(ijk_to_ras(volume_node)))
+        slicer.util.updateVolumeFromArray(node, luminance(slicer.util.arrayFromVolume(volume_node)).astype(np.float32))
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.UseCompressionOff()
+    if not storage.WriteData(node):
+        raise RuntimeError(f"Could not write the frame to {path}; check free disk space in the temporary folder.")
     return path
 
 
 def sequence_of_proxy(volume_node):
-    """(browser, master sequence) if ``volume_node`` is the proxy of a sequence browser, else (None, None)."""
+    """(browser, sequence) if ``volume_node`` is the proxy of a sequence browser, else (None, None)."""
     import slicer
 
     if volume_node is None or not hasattr(slicer.modules, "sequences"):
@@ -62,31 +83,72 @@ def sequence_of_proxy(volume_node):
     return browser, browser.GetSequenceNode(volume_node)
 
 
-def write_sequence_frames(sequence_node, folder: str | os.PathLike) -> list:
-    """Write every frame of a volume sequence as ``frame_NNNN.nrrd``; returns the paths in order."""
+@dataclass(frozen=True)
+class SequenceFrame:
+    """One written item of a sequence: file, the browser's index value and the frame's IJK→RAS."""
+
+    path: Path
+    index_value: str
+    ijk_to_ras: list
+
+
+def write_sequence_frames(browser, proxy_node, folder: str | os.PathLike) -> list:
+    """Write every item of ``browser`` as its ``proxy_node`` shows it; returns :class:`SequenceFrame` s in order.
+
+    The browser is stepped item by item and the proxy written: the Sequences logic copies the selected
+    item into the proxy node on every browser change (vtkSlicerSequencesLogic::ProcessMRMLNodesEvents →
+    UpdateProxyNodesFromSequences), and the proxy lives in the main scene, unlike the sequence's data
+    nodes. Playback is paused meanwhile and the browser goes back to the item it showed (the pattern of
+    lassoan/SlicerTotalSegmentator's ``process``).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(sequence_node.GetNumberOfDataNodes()):
-        paths.append(write_frame(sequence_node.GetNthDataNode(index), folder / f"frame_{index:04d}.nrrd"))
-    return paths
+    master = browser.GetMasterSequenceNode()
+    selected, playing = browser.GetSelectedItemNumber(), browser.GetPlaybackActive()
+    browser.SetPlaybackActive(False)
+    frames = []
+    try:
+        for item in range(browser.GetNumberOfItems()):
+            browser.SetSelectedItemNumber(item)
+            path = write_frame(proxy_node, folder / f"frame_{item:04d}.nrrd")
+            frames.append(SequenceFrame(path, master.GetNthIndexValue(item), ijk_to_ras(proxy_node)))
+    finally:
+        browser.SetSelectedItemNumber(selected)
+        browser.SetPlaybackActive(playing)
+    return frames
+
+
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """The (rows, columns) pixels of a one-frame image file (SimpleITK ships with Slicer)."""
+    import SimpleITK as sitk
+
+    array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2:
+        raise RuntimeError(f"{path} is not a single 2D frame (array shape {array.shape}).")
+    return array
 
 
 def load_result(path: str | os.PathLike, input_node, name: str):
-    """Load one pseudo-MRI as a new scalar volume with ``input_node``'s geometry, next to it."""
-    import slicer
-    import vtk
+    """A new scalar volume with the pixels of ``path`` and exactly ``input_node``'s geometry, next to it.
 
-    node = slicer.util.loadVolume(str(path), {"singleFile": True, "show": False, "name": name})
-    matrix = vtk.vtkMatrix4x4()
-    input_node.GetIJKToRASMatrix(matrix)
-    node.SetIJKToRASMatrix(matrix)  # exactly the ultrasound's grid, whatever the file format kept
+    The pixels are copied into a node that has no storage node (the file is in a temporary folder that
+    is removed afterwards): such a node counts as modified (vtkMRMLStorableNode::GetModifiedSinceRead),
+    so a scene save writes its data instead of referring to the deleted file.
+    """
+    import slicer
+
+    node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    slicer.util.updateVolumeFromArray(node, read_pixels(path))
+    node.SetIJKToRASMatrix(_matrix(ijk_to_ras(input_node)))
     if input_node.GetParentTransformNode() is not None:
         node.SetAndObserveTransformNodeID(input_node.GetParentTransformNode().GetID())
-    place_beside(node, input_node)
+    node.CreateDefaultDisplayNodes()
     display = node.GetDisplayNode()
     if display is not None:
         display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+    place_beside(node, input_node)
     return node
 
 
@@ -98,19 +160,27 @@ def place_beside(node, reference_node) -> None:
     hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), parent)
 
 
-def results_to_sequence(paths: list, browser, input_sequence, name: str):
-    """Put translated frames into a new sequence synchronised with ``browser`` (same index values)."""
+def results_to_sequence(paths: list, frames: list, browser, name: str):
+    """Translated frames → a new sequence synchronised with ``browser`` (same index values and geometry).
+
+    ``frames`` are the :class:`SequenceFrame` s the inputs were written as. Each result is copied into
+    the sequence from a standalone node (SetDataNodeAtValue deep-copies it into the sequence's own
+    scene, vtkMRMLSequenceNode.cxx), so nothing refers to the temporary files.
+    """
     import slicer
 
+    if len(paths) != len(frames):
+        raise RuntimeError(f"{len(paths)} translated frames came back for {len(frames)} written; nothing was added.")
+    master = browser.GetMasterSequenceNode()
     sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
-    sequence.SetIndexName(input_sequence.GetIndexName())
-    sequence.SetIndexUnit(input_sequence.GetIndexUnit())
-    for index, path in enumerate(paths):
-        frame = slicer.util.loadVolume(str(path), {"singleFile": True, "show": False})
-        reference = input_sequence.GetNthDataNode(index)
-        frame.CopyOrientation(reference)
-        sequence.SetDataNodeAtValue(frame, input_sequence.GetNthIndexValue(index))
-        slicer.mrmlScene.RemoveNode(frame)
+    sequence.SetIndexName(master.GetIndexName())
+    sequence.SetIndexUnit(master.GetIndexUnit())
+    for path, frame in zip(paths, frames):
+        item = slicer.vtkMRMLScalarVolumeNode()
+        item.SetName(name)
+        slicer.util.updateVolumeFromArray(item, read_pixels(path))
+        item.SetIJKToRASMatrix(_matrix(frame.ijk_to_ras))
+        sequence.SetDataNodeAtValue(item, frame.index_value)
     browser.AddSynchronizedSequenceNode(sequence)
     browser.SetSaveChanges(sequence, False)
     proxy = browser.GetProxyNode(sequence)
@@ -152,7 +222,12 @@ def fit_ellipse_to_points(volume_node, markups_node):
 
 
 def show_ellipse(volume_node, ellipse, curve_node=None):
-    """Draw ``ellipse`` (frame pixels) as a closed curve over the frame; returns the curve node."""
+    """Draw ``ellipse`` (frame pixels) as a closed curve over the frame; returns the curve node.
+
+    Pixels → the volume's RAS (IJK→RAS) → world through the volume's parent transforms
+    (vtkMRMLTransformNode::GetTransformBetweenNodes(parent, None)), since the curve's positions are
+    set in world coordinates: :func:`fit_ellipse_to_points` reads them back the same way in reverse.
+    """
     import slicer
     import vtk
 
@@ -165,11 +240,14 @@ def show_ellipse(volume_node, ellipse, curve_node=None):
     c, s = np.cos(np.radians(ellipse.angle_deg)), np.sin(np.radians(ellipse.angle_deg))
     x = ellipse.cx + ellipse.a * np.cos(t) * c - ellipse.b * np.sin(t) * s
     y = ellipse.cy + ellipse.a * np.cos(t) * s + ellipse.b * np.sin(t) * c
-    ijk_to_ras = vtk.vtkMatrix4x4()
-    volume_node.GetIJKToRASMatrix(ijk_to_ras)
+    ijk_to_ras_matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(ijk_to_ras_matrix)
+    to_world = vtk.vtkGeneralTransform()
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(volume_node.GetParentTransformNode(), None, to_world)
     points = vtk.vtkPoints()
     for xi, yi in zip(x, y):
-        points.InsertNextPoint(ijk_to_ras.MultiplyPoint([float(xi), float(yi), 0.0, 1.0])[:3])
+        local = ijk_to_ras_matrix.MultiplyPoint([float(xi), float(yi), 0.0, 1.0])[:3]
+        points.InsertNextPoint(to_world.TransformPoint(local))
     curve_node.SetControlPointPositionsWorld(points)
     curve_node.SetLocked(True)
     return curve_node

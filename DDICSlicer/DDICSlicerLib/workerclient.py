@@ -8,7 +8,8 @@ Wire format (``ddic/worker/protocol.py``): request ``{"id": n, "op": name, ...}`
 ``{"id": n, "ok": true, "op": name, "result": {...}}`` or ``{"id": n, "ok": false, "error", "type"}``, and
 optional progress lines ``{"id": n, "progress": {...}}`` before it. Replies are matched to requests by id;
 a reader thread queues them and :meth:`WorkerClient.poll` (called from a Qt timer on the main thread)
-hands them to the callbacks. Plain Python: no ``slicer`` import.
+hands them to the callbacks. Plain Python: no ``slicer`` import. Sequencing several requests into one
+user action, with exactly one outcome, is :mod:`DDICSlicerLib.segmentation`'s job.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from .process import CappedLog, kill_process_tree
+from ddic.worker.protocol import PROTOCOL_VERSION  # the version this client speaks: the engine's own
 
-PROTOCOL_VERSION = 1  # ddic.worker.protocol.PROTOCOL_VERSION this client speaks
+from .process import CappedLog, kill_process_tree
 
 
 class WorkerError(RuntimeError):

@@ -13,8 +13,9 @@ import contextlib
 from pathlib import Path
 
 from ..metrics.fid import N_BOOTSTRAP
-from ..translate.options import ALL_METHODS, CORRELATION_SIGNS, DEFAULT_STEPS, MODE_NOTES, MODES, PAPER_LR
+from ..translate.options import ALL_METHODS
 from .common import tqdm_progress
+from .translate_args import add_translation_arguments, translation_options_from_args
 
 
 def register(subparsers) -> None:
@@ -40,13 +41,7 @@ def register(subparsers) -> None:
                         "or a folder of images)")
     p.add_argument("--paired", type=Path, metavar="DIR",
                    help="`ddic phantom` folder with the frames' paired truth: adds SSIM, Dice, width error")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="ODE steps N of DDIC and DDIB")
-    p.add_argument("--mode", choices=MODES, default="faithful",
-                   help="DDIC variant: " + "; ".join(f"{k}: {v}" for k, v in MODE_NOTES.items()))
-    p.add_argument("--lr", type=float, default=PAPER_LR, help="DDIC correlation step size (at 1000 steps)")
-    p.add_argument("--corr-sign", choices=CORRELATION_SIGNS, default="+1",
-                   help="DDIC correlation sign: +1 as the paper, -1 or abs")
-    p.add_argument("--batch-size", type=int, default=16, help="frames translated together")
+    add_translation_arguments(p, methods=None)
     p.add_argument("--limit", type=int, metavar="N", help="only the first N frames (by name)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (and torch)")
     p.add_argument("--inception-weights", metavar="FILE",
@@ -54,8 +49,6 @@ def register(subparsers) -> None:
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--bootstrap", type=int, default=N_BOOTSTRAP, help="bootstrap resamples of the FID/KID intervals")
     p.add_argument("--grid-frames", type=int, default=6, help="frames (rows) in the image grid")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--cpu", action="store_true", help="force the CPU (same as --device cpu)")
     p.add_argument("--out", required=True, type=Path, metavar="REPORT",
                    help="report folder (new, empty, or an earlier evaluation's: its cached outputs are reused)")
     p.set_defaults(func=run)
@@ -66,9 +59,9 @@ def options_from_args(args):
 
     return EvaluateOptions(
         us_test=args.us_test, out=args.out, methods=args.methods, us_model=args.us_model, mri_model=args.mri_model,
-        cyclegan_model=args.cyclegan_model, mri_ref=args.mri_ref, paired=args.paired, steps=args.steps,
-        mode=args.mode, lr=args.lr, corr_sign=args.corr_sign, batch_size=args.batch_size, limit=args.limit, seed=args.seed,
-        inception_weights=args.inception_weights, device="cpu" if args.cpu else args.device, fid=not args.no_fid,
+        cyclegan_model=args.cyclegan_model, mri_ref=args.mri_ref, paired=args.paired,
+        translation=translation_options_from_args(args), limit=args.limit, seed=args.seed,
+        inception_weights=args.inception_weights, fid=not args.no_fid,
         n_bootstrap=args.bootstrap, grid_frames=args.grid_frames)
 
 

@@ -13,7 +13,8 @@ import argparse
 def register(subparsers) -> None:
     from ..diffusion.dataset import INTENSITY_CHOICES
     from ..diffusion.networks import PRESETS, SUPPORTED_IMAGE_SIZES
-    from ..diffusion.train_config import BF16_CHOICES, DEVICE_CHOICES, TrainConfig
+    from ..diffusion.prediction import LOSS_WEIGHTINGS, PREDICTIONS
+    from ..diffusion.train_config import BF16_CHOICES, DEVICE_CHOICES, FLIP_CHOICES, TrainConfig
     from ..io.modelfile import DOMAINS
     from .common import add_checkpoint_options, add_run_options
 
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
         "train",
         help="train a per-domain diffusion model (US or MRI)",
         description=(
-            "Train one ε-prediction diffusion model on a folder of canonical square frames (the output of "
+            "Train one diffusion model (v- or ε-prediction) on a folder of canonical square frames (the output of "
             "`ddic prepare`). Writes OUT/model.safetensors + OUT/model.json (EMA weights and model card), "
             "OUT/checkpoint/ for --resume, OUT/loss.csv and OUT/samples/step_NNNNNN.png. For several GPUs: "
             "torchrun --nproc_per_node K -m ddic train …"
@@ -50,6 +51,16 @@ def register(subparsers) -> None:
         help="max gradient norm, 0 for no clipping (default %(default)s)")
     add("--ema-decay", type=float, default=d.ema_decay, metavar="DECAY",
         help="EMA decay of the saved weights; 0.9999 for long runs (default %(default)s)")
+    add("--prediction", default=d.prediction, choices=PREDICTIONS,
+        help="network target: v_prediction keeps x̂₀ well conditioned at the end of the schedule (the "
+             "full-depth round trip); epsilon is the paper's (default %(default)s)")
+    add("--loss-weighting", default=d.loss_weighting, choices=LOSS_WEIGHTINGS,
+        help="uniform MSE on the target, or min_snr (x₀ error weighted by min(SNR, gamma)) (default %(default)s)")
+    add("--min-snr-gamma", type=float, default=d.min_snr_gamma, metavar="G",
+        help="gamma of --loss-weighting min_snr (default %(default)s)")
+    add("--flip", default=d.flip, choices=FLIP_CHOICES,
+        help="mirroring augmentation: vertical swaps the hemispheres; horizontal would swap front and back of "
+             "the canonical head (default %(default)s)")
     add_checkpoint_options(add, d, "model")
     add("--sample-steps", type=int, default=d.sample_steps, metavar="N",
         help="DDIM steps of the sample grids (default %(default)s)")
@@ -68,7 +79,8 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(
         domain=args.domain, data_dir=args.data, out_dir=args.out, preset=args.preset, image_size=args.size,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        ema_decay=args.ema_decay, warmup_steps=args.warmup, grad_clip=args.grad_clip,
+        ema_decay=args.ema_decay, prediction=args.prediction, loss_weighting=args.loss_weighting,
+        min_snr_gamma=args.min_snr_gamma, flip=args.flip, warmup_steps=args.warmup, grad_clip=args.grad_clip,
         sample_steps=args.sample_steps, num_samples=args.num_samples, bf16=args.bf16, **shared_option_values(args),
     )
 

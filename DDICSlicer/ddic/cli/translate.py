@@ -9,25 +9,23 @@ rank on its own GPU; outputs never collide because each frame has its own file n
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import DDICInputError
 from ..io.writable import check_output_folder
-from ..translate.options import (
-    ALL_METHODS,
-    CORRELATION_SIGNS,
-    METHODS,
-    MODE_NOTES,
-    MODES,
-    PRECISIONS,
-    TranslateOptions,
-)
-from ..translate.placement import GEOMETRY_MODES, PlacementOptions
+from ..translate.options import METHODS, TranslateOptions
+from ..translate.placement import PlacementOptions
 from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
+from .translate_args import (
+    add_placement_arguments,
+    add_translation_arguments,
+    placement_options_from_args,
+    translation_options_from_args,
+)
 
 
 def register(subparsers) -> None:
-    defaults = TranslateOptions()
     p = subparsers.add_parser(
         "translate", help="translate ultrasound frames into pseudo-MRI",
         description="Translate 2D fetal-brain ultrasound frames into pseudo-MRI with DDIC (or the DDIB "
@@ -42,34 +40,15 @@ def register(subparsers) -> None:
     p.add_argument("--cyclegan-model", metavar="DIR",
                    help="US → MRI generator for --method cyclegan (the --out folder of `ddic train-cyclegan`)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    p.add_argument("--method", choices=ALL_METHODS, default=defaults.method)
-    p.add_argument("--mode", choices=MODES, default=defaults.mode,
-                   help="DDIC variant: " + "; ".join(f"{k}: {v}" for k, v in MODE_NOTES.items()))
-    p.add_argument("--steps", type=int, default=defaults.steps, help="ODE steps N (1000 = the paper)")
-    p.add_argument("--lr", type=float, default=defaults.lr,
-                   help="correlation step size at --lr-reference-steps; scaled by reference/N")
-    p.add_argument("--lr-reference-steps", type=int, default=defaults.lr_reference_steps)
-    p.add_argument("--median-kernel", type=int, default=defaults.median_kernel, help="odd median size k")
-    p.add_argument("--corr-sign", choices=CORRELATION_SIGNS, default=defaults.corr_sign,
-                   help="+1: favour positive correlation (paper); -1: negative; abs: either")
-    p.add_argument("--guide-t-min", type=int, default=defaults.guide_t_min, help="guide only t ≥ this")
-    p.add_argument("--guide-t-max", type=int, default=defaults.guide_t_max, help="guide only t ≤ this")
-    p.add_argument("--no-clip", action="store_true", help="do not clamp x̂0 while decoding (unstable)")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--cpu", action="store_true", help="force the CPU (same as --device cpu)")
-    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                   help="auto: bf16 network calls on CUDA, fp32 on the CPU")
-    p.add_argument("--geometry", choices=GEOMETRY_MODES, default="auto",
-                   help="auto: model-sized square frames are canonical, others get the head-ellipse transform; "
-                        "head: always the head transform; square: fit the whole frame (head-centred crops)")
-    p.add_argument("--pixel-size", type=float, metavar="MM",
-                   help="pixel size of picture frames (PNG/JPG carry none), needed by the head geometry")
-    p.add_argument("--ellipse", metavar="CX,CY,A,B,ANGLE",
-                   help="skull ellipse in frame pixels (centre, semi-axes, angle in degrees) instead of the "
-                        "automatic skull detection; only with a single frame")
-    p.add_argument("--anterior", choices=("auto", "right", "left"), default="auto",
-                   help="which end of the ellipse's major axis (the one on the frame's right) is frontal")
+    add_translation_arguments(p)
+    add_placement_arguments(p)
+    p.add_argument("--options-json", type=Path, metavar="FILE",
+                   help="read every translation and placement option from FILE (a JSON document of "
+                        "ddic.translate.options_document, as the Slicer panel writes it) instead of the option "
+                        "flags above, which must then be left at their defaults")
+    p.add_argument("--watch-parent", type=int, metavar="PID",
+                   help="for programs: stop when process PID ends or stdin is closed; the line 'cancel' on stdin "
+                        "cancels (exit code 130), on every OS")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing results in --out (without it, frames an interrupted run with the same "
                         "settings completed are kept and the rest translated)")
@@ -80,12 +59,14 @@ def register(subparsers) -> None:
 
 
 def options_from_args(args) -> TranslateOptions:
-    return TranslateOptions(
-        method=args.method, mode=args.mode, steps=args.steps, lr=args.lr,
-        lr_reference_steps=args.lr_reference_steps, median_kernel=args.median_kernel,
-        corr_sign=args.corr_sign, guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
-        clip_decode=not args.no_clip, batch_size=args.batch_size,
-        device="cpu" if args.cpu else args.device, precision=args.precision)
+    options = translation_options_from_args(args)
+    if getattr(args, "options_json", None):
+        from ..translate.options_document import read
+
+        if options != TranslateOptions():
+            raise DDICInputError("Give the translation options either as flags or in --options-json, not both.")
+        options, _placement = read(args.options_json)
+    return options
 
 
 def check_model_args(args, method: str) -> None:
@@ -107,23 +88,24 @@ def check_model_args(args, method: str) -> None:
 
 
 def placement_from_args(args, frame_count: int) -> PlacementOptions:
-    ellipse = None
-    if args.ellipse:
-        from ..geometry.ellipse import Ellipse
+    """The placement of ``--options-json`` when given, else of the placement flags."""
+    placement = placement_options_from_args(args, frame_count)
+    if getattr(args, "options_json", None):
+        from ..translate.options_document import read
 
-        if frame_count != 1:
-            raise DDICInputError("--ellipse describes one frame; translate that frame alone.")
-        try:
-            cx, cy, a, b, angle = (float(v) for v in args.ellipse.split(","))
-        except ValueError:
-            raise DDICInputError(f"--ellipse needs five numbers CX,CY,A,B,ANGLE, got {args.ellipse!r}.") from None
-        ellipse = Ellipse(cx, cy, a, b, angle)
-    anterior = {"auto": None, "right": True, "left": False}[args.anterior]
-    return PlacementOptions(mode=args.geometry, ellipse=ellipse, pixel_size_mm=args.pixel_size,
-                            anterior_right=anterior)
+        if placement != PlacementOptions():
+            raise DDICInputError("Give the placement options either as flags or in --options-json, not both.")
+        _options, placement = read(args.options_json)
+        if placement.ellipse is not None and frame_count != 1:
+            raise DDICInputError("The ellipse of --options-json describes one frame; translate that frame alone.")
+    return placement
 
 
 def run(args) -> int:
+    if getattr(args, "watch_parent", None) is not None:
+        from .watchdog import start_watchdog
+
+        start_watchdog(args.watch_parent)
     if getattr(args, "progress_format", "bar") == "json":
         return run_with_json_events(lambda: translate_all(args), device_hint="cpu" if args.cpu else args.device)
     return translate_all(args)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,36 +34,31 @@ from ..io.images import Frame, read_frame, write_like, write_png
 from ..io.preview import to_uint8_display
 from ..progress import ProgressCallback
 from ..translate.options import TranslateOptions
+from ..translate.placement import PlacementOptions
+from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
 from ..data.ventricle_atlas import prompts_for_transform, to_frame
 from .overlay import draw_box, draw_outline, to_rgb
 
-DEMO_STEPS = 100
-"""ODE steps of the demo: DDIC faithful at N = 100 is ≈ 37 s per frame for the tiny 64-px models on a
-2-core CPU (BENCHMARKS.md, translation speed), well inside the 2-minute budget of the main job."""
-DEMO_MODE = "faithful"
 DEMO_GA_WEEKS = 30.0
 OUTPUT_NAMES = ("pseudo_mri.nrrd", "ultrasound.nrrd", "ventricle_mask.nrrd", "side_by_side.png", "report.json")
 
 
 @dataclass
 class DemoOptions:
-    """What ``ddic demo`` does; every field has a CLI flag of the same name."""
+    """What ``ddic demo`` does. ``translation`` is the same record (flags, defaults) as ``ddic translate``'s;
+    ``placement`` says how to find the head (always the head transform here: pixel size and orientation)."""
 
     out: Path
     frame: Path | None = None  # None: render phantom case ``seed``
-    pixel_size_mm: float | None = None  # for picture frames (PNG/JPG carry no spacing)
     seed: int = 0
     ga_weeks: float = DEMO_GA_WEEKS
     us_model: str | None = None  # None: the bundled demo model
     mri_model: str | None = None
-    method: str = "ddic"
-    mode: str = DEMO_MODE
-    steps: int = DEMO_STEPS
-    device: str = "auto"
+    translation: TranslateOptions = field(default_factory=TranslateOptions)
+    placement: PlacementOptions = field(default_factory=lambda: PlacementOptions(mode="head"))
     backend: str = "auto"  # segmentation: auto (SAM if a checkpoint is given), sam, classical
     sam_checkpoint: str | None = None
     sam_model_type: str | None = None  # None: read from the checkpoint
-    anterior: str = "auto"  # auto, right, left
     overwrite: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -107,7 +102,7 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     from ..segment.prompts import Prompts
     from ..translate.engine import Translator
     from ..translate.frames import translate_frames
-    from ..translate.placement import PlacementOptions, place_frame
+    from ..translate.placement import place_frame
 
     say = stage or (lambda text: None)
     out = Path(options.out)
@@ -132,7 +127,7 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
         pixel_size = frame.spacing[0]
     else:
         frame = read_frame(options.frame)
-        pixel_size = options.pixel_size_mm
+        pixel_size = options.placement.pixel_size_mm
     lap("frame")
 
     # 2. models and head
@@ -141,7 +136,7 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     mri_model = load_model(options.mri_model or _bundled("mri"), expected_domain="mri",
                            expected_image_size=us_model.card.image_size)
     size = us_model.card.image_size
-    anterior = {"auto": None, "right": True, "left": False}[options.anterior]
+    anterior = options.placement.anterior_right
     orientation_note = None
     if anterior is None and case is not None:
         # On a phantom frame the orientation is known, as a user confirms it in the Slicer panel; the automatic
@@ -149,20 +144,21 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
         anterior = bool(case["transform"].anterior_right)
         orientation_note = "phantom truth (as a user would confirm it)"
     say("finding the head (skull-ellipse fit)")
-    place = place_frame(frame, size, PlacementOptions(mode="head", pixel_size_mm=pixel_size, anterior_right=anterior))
+    place = place_frame(frame, size, replace(options.placement, mode="head", pixel_size_mm=pixel_size,
+                                             anterior_right=anterior))
     transform = place.transform
     if orientation_note:
         place.info["orientation_source"] = orientation_note
     lap("head")
 
     # 3. translate
-    translate_options = TranslateOptions(method=options.method, mode=options.mode, steps=options.steps,
-                                         device=options.device)
+    translate_options = options.translation
     translator = Translator(us_model, mri_model, translate_options)
-    say(f"translating with {options.method}{'/' + options.mode if options.method == 'ddic' else ''}, "
-        f"N = {options.steps}, on {translator.device}")
-    fixed = PlacementOptions(mode="head", ellipse=transform.ellipse, pixel_size_mm=pixel_size,
-                             anterior_right=transform.anterior_right)
+    t = translate_options
+    say(f"translating with {t.method}{'/' + t.mode if t.method == 'ddic' else ''}, {t.solver} N = {t.steps}, "
+        f"on {translator.device}")
+    fixed = replace(options.placement, mode="head", ellipse=transform.ellipse, pixel_size_mm=pixel_size,
+                    anterior_right=transform.anterior_right)
     result = translate_frames([frame], translator, progress=progress, placement=fixed)[0]
     pseudo_mri = result.pseudo_mri
     lap("translate")
@@ -175,7 +171,7 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
 
     # 5. segment
     segmenter = make_segmenter(options.backend, checkpoint=options.sam_checkpoint, model_type=options.sam_model_type,
-                               device=options.device)
+                               device=translate_options.device)
     say(f"segmenting the distal lateral ventricle ({segmenter.backend_message})")
     segmenter.set_image(pseudo_mri)
     h, w = frame.shape
@@ -216,7 +212,12 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
                    "us_card": str(us_model.card_path), "mri_card": str(mri_model.card_path),
                    "image_size": size, "trained_on": us_model.card.training.get("data_description", "")},
         "translation": {**translate_options.to_dict(), "device": str(translator.device),
-                        "final_correlation": result.final_correlation},
+                        "final_correlation": result.final_correlation, "step_lr": translate_options.step_lr(size)},
+        "trust": {"us_round_trip_rmse": result.us_round_trip_rmse, "threshold": ROUND_TRIP_WARN_RMSE,
+                  "trusted": result.trusted,
+                  "meaning": "RMSE ([-1, 1] scale, head pixels) of the frame encoded and decoded by the US model; "
+                             "above the threshold the US model does not represent the frame and the pseudo-MRI "
+                             "must not be trusted"},
         "head": {**place.info},
         "prompts": {"canonical": canonical_prompts.to_dict(), "frame": prompts.to_dict()},
         "segmentation": {"backend": segmentation.backend, "how": segmenter.backend_message,
@@ -316,8 +317,9 @@ def summary_lines(report: dict, out: Path) -> list[str]:
     t = report.get("truth") or {}
     lines = [
         f"DDIC demo — {report['translation']['method']}/{report['translation']['mode']}, "
-        f"N = {report['translation']['steps']}, {report['translation']['device']}, "
+        f"{report['translation']['solver']} N = {report['translation']['steps']}, {report['translation']['device']}, "
         f"{report['seconds_total']:.1f} s in all",
+        _trust_line(report.get("trust") or {}),
         f"  head        HC {report['head'].get('hc_mm', float('nan')):.1f} mm (skull fit)"
         + (f", truth {t['hc_mm']:.1f} mm ({t['hc_error_percent']:+.1f} %)" if t.get("hc_mm") else ""),
         f"  ventricle   {report['segmentation']['backend']}: {report['segmentation']['pixels']} px, "
@@ -329,6 +331,15 @@ def summary_lines(report: dict, out: Path) -> list[str]:
         "  Demo models trained on synthetic phantoms: for demonstration only, not for clinical use.",
     ]
     return lines
+
+
+def _trust_line(trust: dict) -> str:
+    rmse = trust.get("us_round_trip_rmse")
+    if rmse is None:
+        return "  trust       not measured"
+    if trust.get("trusted"):
+        return f"  trust       US round trip {rmse:.3f} ≤ {trust['threshold']:g}: the US model represents this frame"
+    return "  WARNING     " + warning_text("this frame", rmse)
 
 
 def _fmt(value) -> str:

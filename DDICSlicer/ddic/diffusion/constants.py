@@ -9,3 +9,8 @@ NUM_TRAIN_TIMESTEPS = 1000
 
 MIN_STEPS = 2
 """The fewest ODE steps a translation may use (one step cannot both leave and reach the clean image)."""
+
+SOLVERS = ("ddim", "dpmpp2m")
+"""ODE solvers for encode and decode: ``ddim``, first order (the paper's DDIM, eq. 6); ``dpmpp2m``,
+DPM-Solver++(2M) (Lu et al. 2022), second-order multistep in the data prediction, run in both directions
+(the encode is its inversion, as diffusers' ``DPMSolverMultistepInverseScheduler``)."""

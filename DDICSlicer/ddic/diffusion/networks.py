@@ -3,7 +3,9 @@
 ``paper`` is the guided-diffusion 128 px UNet that DDIB (and so DDIC) used: 128 channels, multipliers
 (1, 1, 2, 3, 4), two residual blocks per level, attention at 16×16 and 8×8, scale-shift norm (~95 M
 parameters, ~132 GFLOP per 128² forward). ``small`` (~20 M) is the practical GPU default when training
-time is short; ``tiny`` (< 5 M) is for CPU use, tests and the bundled demo models.
+time is short; ``tiny`` (< 5 M) is for CPU use and tests; ``slim`` (~2.8 M: 16–128 channels, one residual
+block per level, attention at 8×8 only) is the bundled 64-px demo models' network, chosen for CPU speed
+per quality (BENCHMARKS.md: ≈ 3× cheaper per training step and 2–2.5× per translation step than ``tiny``).
 Attention is placed by feature-map resolution, so a preset keeps its meaning at 64 and 128 px.
 """
 
@@ -28,12 +30,14 @@ class NetworkPreset:
     attention_head_dim: int
     layers_per_block: int = 2
     dropout: float = 0.0
+    norm_groups: int = 32
 
 
 PRESETS: dict[str, NetworkPreset] = {
     "paper": NetworkPreset("paper", 128, (1, 1, 2, 3, 4), (16, 8), 64),
     "small": NetworkPreset("small", 64, (1, 1, 2, 2, 4), (16, 8), 64),
     "tiny": NetworkPreset("tiny", 32, (1, 2, 2, 4), (16,), 32),
+    "slim": NetworkPreset("slim", 16, (1, 2, 4, 8), (8,), 32, layers_per_block=1, norm_groups=16),
 }
 
 
@@ -76,7 +80,7 @@ def unet_config(preset: str | NetworkPreset, image_size: int) -> dict:
         "attention_head_dim": spec.attention_head_dim,
         "resnet_time_scale_shift": "scale_shift",
         "dropout": spec.dropout,
-        "norm_num_groups": 32,
+        "norm_num_groups": spec.norm_groups,
     }
 
 

@@ -28,6 +28,7 @@ import torch
 
 from ..errors import DDICInputError, DDICModelError
 from .constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
+from .prediction import PREDICTIONS
 
 COSINE_OFFSET = 0.008
 """The small offset s of the cosine schedule (guided-diffusion)."""
@@ -51,7 +52,8 @@ def cosine_alpha_bar(num_timesteps: int = NUM_TRAIN_TIMESTEPS) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A named noise schedule; what a model card records and what loading checks."""
+    """A named noise schedule and the model's parameterisation (ε or v, :mod:`.prediction`); what a model
+    card records and what loading checks."""
 
     name: str = SCHEDULE_NAME
     num_train_timesteps: int = NUM_TRAIN_TIMESTEPS
@@ -64,9 +66,10 @@ class Schedule:
                 f"Unknown noise schedule {self.name!r}: DDIC models use the {SCHEDULE_NAME!r} schedule. "
                 "Retrain the model with `ddic train`, or check that the model card belongs to a DDIC model."
             )
-        if self.prediction != "epsilon":
+        if self.prediction not in PREDICTIONS:
             raise DDICModelError(
-                f"Unsupported prediction type {self.prediction!r}: DDIC models predict 'epsilon'."
+                f"Unsupported prediction type {self.prediction!r}: DDIC models predict one of "
+                f"{', '.join(PREDICTIONS)}. Is this model card from a newer ddic?"
             )
         if self.num_train_timesteps < 2:
             raise DDICModelError(f"num_train_timesteps must be at least 2, got {self.num_train_timesteps}.")
@@ -177,7 +180,7 @@ def ddim_decode_step(x: torch.Tensor, eps: torch.Tensor, alpha: float, alpha_pre
 
 
 def decode_step_jacobian_diag(saturated: torch.Tensor | None, alpha: float, alpha_prev: float,
-                              prior_variance: float) -> torch.Tensor | float:
+                              prior_variance: float, gain: float = 1.0) -> torch.Tensor | float:
     """A diagonal estimate of ∂x_prev/∂x for :func:`ddim_decode_step` without differentiating the network.
 
     Write x_prev = √ᾱ_prev·x̂₀ + √(1−ᾱ_prev)·ε. Holding ε constant gives c₁ = √(ᾱ_prev/ᾱ), right at low
@@ -186,11 +189,14 @@ def decode_step_jacobian_diag(saturated: torch.Tensor | None, alpha: float, alph
     x₀ ~ N(μ, σ²) the exact Jacobian is the blend ρ·c₁ + (1−ρ)·c₀ with ρ = ᾱσ²/(ᾱσ² + 1 − ᾱ), which goes
     from x̂₀-constant to ε-constant as the noise falls; that blend, with ``prior_variance`` = σ², is what
     this returns. Where the clamp is active x̂₀ cannot move, so ρ = 0 there (exact under clipping).
+
+    ``gain`` is the weight of this level's x̂₀ in a second-order step (1 + 1/(2r) for DPM-Solver++(2M),
+    :mod:`ddic.diffusion.solvers`): the x̂₀ path of the Jacobian, ρ·(c₁ − c₀), scales with it.
     """
     rho = alpha * prior_variance / (alpha * prior_variance + 1.0 - alpha)
     c_eps_const = math.sqrt(alpha_prev / alpha)
     c_x0_const = math.sqrt(1.0 - alpha_prev) / math.sqrt(1.0 - alpha)
-    blended = rho * c_eps_const + (1.0 - rho) * c_x0_const
+    blended = c_x0_const + gain * rho * (c_eps_const - c_x0_const)
     if saturated is None:
         return blended
     return torch.where(saturated, torch.full(saturated.shape, c_x0_const, device=saturated.device),

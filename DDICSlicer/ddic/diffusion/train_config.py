@@ -12,11 +12,17 @@ from ..errors import DDICInputError, DDICModelError
 from ..io.modelfile import DOMAINS
 from .dataset import INTENSITY_CHOICES
 from .networks import get_preset, unet_config
+from .prediction import LOSS_WEIGHTINGS, PREDICTIONS
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 BF16_CHOICES = ("auto", "on", "off")
+FLIP_CHOICES = ("vertical", "horizontal", "none")
+"""Augmentation by mirroring, p = 0.5. Canonical heads have the midline horizontal with the occiput on the
+left, so a *horizontal* flip swaps front and back — a head no canonical image shows, which teaches the
+model a second orientation and lets a decode come out reversed. A *vertical* flip swaps the hemispheres
+(near field on top or at the bottom), which both domains really show; it is the default."""
 
-RESUME_FIXED_FIELDS = ("domain", "preset", "image_size")
+RESUME_FIXED_FIELDS = ("domain", "preset", "image_size", "prediction")
 """Config fields a resumed run must share with its checkpoint (the others may change, e.g. more steps)."""
 
 
@@ -34,6 +40,10 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     ema_decay: float = 0.999
+    prediction: str = "v_prediction"  # what the network outputs; v keeps the terminal steps accurate (.prediction)
+    loss_weighting: str = "uniform"  # "min_snr": x₀ error weighted by min(SNR, gamma)
+    min_snr_gamma: float = 5.0
+    flip: str = "vertical"
     warmup_steps: int = 0  # linear lr warm-up
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     seed: int = 0
@@ -68,6 +78,11 @@ class TrainConfig:
         need(self.lr > 0, f"--lr must be positive, got {self.lr}.")
         need(self.weight_decay >= 0, f"--weight-decay must not be negative, got {self.weight_decay}.")
         need(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}.")
+        need(self.prediction in PREDICTIONS, f"--prediction must be one of {', '.join(PREDICTIONS)}.")
+        need(self.loss_weighting in LOSS_WEIGHTINGS,
+             f"--loss-weighting must be one of {', '.join(LOSS_WEIGHTINGS)}.")
+        need(self.min_snr_gamma > 0, f"--min-snr-gamma must be positive, got {self.min_snr_gamma}.")
+        need(self.flip in FLIP_CHOICES, f"--flip must be one of {', '.join(FLIP_CHOICES)}.")
         need(self.warmup_steps >= 0, f"--warmup must not be negative, got {self.warmup_steps}.")
         need(self.grad_clip >= 0, f"--grad-clip must not be negative (0 turns it off), got {self.grad_clip}.")
         need(self.seed >= 0, f"--seed must not be negative, got {self.seed}.")
@@ -100,7 +115,9 @@ class TrainConfig:
         args = ["ddic", "train", "--domain", self.domain, "--data", self.data_dir, "--out", self.out_dir,
                 "--preset", self.preset, "--size", self.image_size, "--steps", self.steps,
                 "--batch-size", self.batch_size, "--lr", self.lr, "--weight-decay", self.weight_decay,
-                "--ema-decay", self.ema_decay, "--warmup", self.warmup_steps, "--grad-clip", self.grad_clip,
+                "--ema-decay", self.ema_decay, "--prediction", self.prediction,
+                "--loss-weighting", self.loss_weighting, "--min-snr-gamma", self.min_snr_gamma, "--flip", self.flip,
+                "--warmup", self.warmup_steps, "--grad-clip", self.grad_clip,
                 "--seed", self.seed, "--checkpoint-every", self.checkpoint_every,
                 "--sample-steps", self.sample_steps, "--num-samples", self.num_samples,
                 "--device", self.device, "--bf16", self.bf16, "--intensity", self.intensity]

@@ -153,7 +153,7 @@ def build_card(config: TrainConfig, data: TrainingData, network: dict, *, steps_
     domain_name = DOMAIN_NAMES[config.domain]
     spacing = spacing_for_size(config.image_size)
     description = (
-        f"{domain_name} ε-prediction diffusion model ({config.preset} UNet, {config.image_size}×"
+        f"{domain_name} {'v' if config.prediction == 'v_prediction' else 'ε'}-prediction diffusion model ({config.preset} UNet, {config.image_size}×"
         f"{config.image_size} px at {spacing:.3f} mm/px) trained with `ddic train` for {steps_done} steps on "
         f"{summary['count']} canonical frames from {Path(summary['folder']).name}/ "
         f"({summary['intensity']} intensity normalisation); EMA weights."
@@ -173,8 +173,10 @@ def build_card(config: TrainConfig, data: TrainingData, network: dict, *, steps_
         "optimizer": "AdamW",
         "ema_decay": config.ema_decay,
         "ema_warmup": "min(ema_decay, (1 + k) / (10 + k)) after k steps",
-        "loss": "MSE on epsilon, t uniform in [0, 999]",
-        "augmentation": "horizontal flip, p = 0.5",
+        "loss": (f"MSE on {config.prediction}, t uniform in [0, 999], "
+                 + ("uniform weights" if config.loss_weighting == "uniform"
+                    else f"min-SNR weights (gamma {config.min_snr_gamma:g})")),
+        "augmentation": "none" if config.flip == "none" else f"{config.flip} flip, p = 0.5",
         "seed": config.seed,
         "device": device.type,
         "hardware": hardware_description(device, world_size),
@@ -188,7 +190,7 @@ def build_card(config: TrainConfig, data: TrainingData, network: dict, *, steps_
         "diffusers_version": _diffusers_version(),
     }
     return ModelCard(domain=config.domain, preset=config.preset, network=network, image_size=config.image_size,
-                     pixel_spacing_mm=spacing, schedule=Schedule().to_dict(),
+                     pixel_spacing_mm=spacing, schedule=Schedule(prediction=config.prediction).to_dict(),
                      normalisation=data.normalisation.to_dict(), training=training, description=description)
 
 

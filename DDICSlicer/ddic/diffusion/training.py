@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import DDICInputError, DDICModelError
 from ..io.atomic import write_text_atomic
@@ -37,9 +36,10 @@ from ..progress import ProgressCallback, resolve
 from . import checkpoint as ckpt
 from . import distributed
 from .dataset import load_training_images
-from .epsilon import UNetEpsilon
+from .denoisers import UNetDenoiser
+from .prediction import loss_weight, training_target
 from .networks import build_unet, unet_config
-from .sampling import ddim_decode
+from .sampling import ode_decode
 from .schedule import NUM_TRAIN_TIMESTEPS, Schedule
 from .train_config import TrainConfig
 from .train_outputs import (
@@ -149,8 +149,8 @@ def sample_images(ema: torch.nn.Module, config: TrainConfig, device: torch.devic
     """
     generator = torch.Generator().manual_seed(derive_seed(config.seed, _STREAM_SAMPLES))
     noise = torch.randn((config.num_samples, 1, config.image_size, config.image_size), generator=generator)
-    eps_model = UNetEpsilon(ema, device=device, bf16=bf16)  # freezes the EMA copy, which only ever gets lerped
-    images = ddim_decode(eps_model, noise.to(device), Schedule().grid(config.sample_steps))
+    model = UNetDenoiser(ema, device=device, bf16=bf16, prediction=config.prediction)  # freezes the EMA copy
+    images = ode_decode(model, noise.to(device), Schedule().grid(config.sample_steps))
     return Normalisation.to_display(images[:, 0].float().cpu().numpy())
 
 
@@ -290,6 +290,7 @@ class _Run(StepLoop):
         self.params = list(self.model.parameters())
         self.ema_params = list(self.ema.parameters())
         alpha_bar = torch.from_numpy(Schedule().alpha_bar)  # float64; square roots before the float32 cast
+        self.alpha_bar = alpha_bar.float().to(self.device)
         self.sqrt_ab = alpha_bar.sqrt().float().to(self.device)
         self.sqrt_1mab = (1.0 - alpha_bar).sqrt().float().to(self.device)
         self.images = self.data.images.to(self.device)
@@ -315,10 +316,14 @@ class _Run(StepLoop):
         batch = config.batch_size
         x0 = self.images.index_select(0, self.sampler.indices(step).to(device))
         flip = torch.rand(batch, generator=self.generator, device=device) < 0.5
-        x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+        if config.flip != "none":
+            x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-2 if config.flip == "vertical" else -1), x0)
         t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (batch,), generator=self.generator, device=device)
         noise = torch.randn(x0.shape, generator=self.generator, device=device)
-        x_t = self.sqrt_ab[t].view(-1, 1, 1, 1) * x0 + self.sqrt_1mab[t].view(-1, 1, 1, 1) * noise
+        sqrt_ab, sqrt_1mab = self.sqrt_ab[t].view(-1, 1, 1, 1), self.sqrt_1mab[t].view(-1, 1, 1, 1)
+        x_t = sqrt_ab * x0 + sqrt_1mab * noise
+        target = training_target(x0, noise, sqrt_ab, sqrt_1mab, config.prediction)
+        weight = loss_weight(self.alpha_bar[t], config.prediction, config.loss_weighting, config.min_snr_gamma)
 
         lr = learning_rate(step, config)
         for group in self.optimizer.param_groups:
@@ -326,7 +331,8 @@ class _Run(StepLoop):
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with autocast:
             prediction = self.ddp(x_t, t).sample
-        loss = F.mse_loss(prediction.float(), noise)
+        per_sample = (prediction.float() - target).pow(2).flatten(1).mean(dim=1)
+        loss = (weight * per_sample).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:

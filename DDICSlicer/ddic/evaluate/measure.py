@@ -6,7 +6,7 @@ defines it; this module only decides what is compared with what):
 - ``cached`` — 1 when the output was reused from ``REPORT/outputs`` (0: translated in this run; empty for the
   paired-MRI reference); ``seconds`` — translation time per frame of the run that made the output (its
   batch's time / frames in the batch); ``final_correlation`` — DDIC's correlation between the two chains at
-  the last guided level;
+  the last guided level; ``us_round_trip_rmse`` — the frame's trust number (:mod:`ddic.translate.trust`);
 - ``mi_ksg``, ``mi_hist`` — MI (nats) between the source US (as the model saw it) and the pseudo-MRI, whole
   canonical image (method.md eq. 12): KSG k = 3 and the 32-bin histogram cross-check;
 - ``psnr`` — of the pseudo-MRI against the source US, MAX = 255 (eq. 13);
@@ -57,8 +57,8 @@ from .cases import EvalCase
 TRUTH_LABELS = (int(Label.LATERAL_VENTRICLE), int(Label.CHOROID_PLEXUS))
 POSTERIOR = (-1.0, 0.0)
 """Towards the occiput on the canonical grid (occiput left)."""
-BASE_COLUMNS = ("method", "frame", "cached", "seconds", "final_correlation", "mi_ksg", "mi_hist", "psnr",
-                "cnr", "gcnr", "cnr_us", "gcnr_us", "seg_pixels", "seg_score")
+BASE_COLUMNS = ("method", "frame", "cached", "seconds", "final_correlation", "us_round_trip_rmse", "mi_ksg",
+                "mi_hist", "psnr", "cnr", "gcnr", "cnr_us", "gcnr_us", "seg_pixels", "seg_score")
 PAIRED_COLUMNS = ("distal_hemisphere", "ssim", "ssim_us", "dice", "dice_us", "width_truth_mm", "width_mm",
                   "width_error_mm", "width_abs_error_mm", "width_us_mm", "width_error_us_mm",
                   "width_abs_error_us_mm")
@@ -191,7 +191,8 @@ def measure_output(method: str, case: EvalCase, output, source: SourceMeasuremen
     row = {c: math.nan for c in columns(paired)}
     row.update(method=method, frame=case.name, cached=int(output.cached), seconds=output.seconds,
                final_correlation=math.nan if output.final_correlation is None else output.final_correlation,
-               note="")
+               us_round_trip_rmse=math.nan if getattr(output, "us_round_trip_rmse", None) is None
+               else output.us_round_trip_rmse, note="")
     notes = list(source.notes)
     row["mi_ksg"] = image_mutual_information(us, mri, estimator="ksg")
     row["mi_hist"] = image_mutual_information(us, mri, estimator="histogram")

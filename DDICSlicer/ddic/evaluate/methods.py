@@ -38,9 +38,9 @@ give. Measured like a method (same regions, same segmentation), so its numbers a
 under this protocol; it is not translated and takes no part in FID/KID."""
 DISPLAY_NAMES = {"us": "US", "ddic": "DDIC", "ddib": "DDIB", "cyclegan": "CycleGAN", PAIRED_MRI: "Paired MRI"}
 _IDENTITY_OPTIONS = {
-    "ddic": ("method", "mode", "steps", "lr", "lr_reference_steps", "median_kernel", "corr_sign", "guide_t_min",
-             "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
-    "ddib": ("method", "steps", "clip_decode", "precision"),
+    "ddic": ("method", "mode", "solver", "steps", "lr", "lr_reference_steps", "lr_reference_size", "median_kernel",
+             "corr_sign", "guide_t_min", "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
+    "ddib": ("method", "solver", "steps", "clip_decode", "precision"),
     "cyclegan": ("method", "precision"),
 }
 

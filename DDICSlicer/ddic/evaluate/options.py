@@ -1,4 +1,6 @@
-"""What ``ddic evaluate`` does: one dataclass the CLI fills (every field has a flag of the same name)."""
+"""What ``ddic evaluate`` does: one dataclass the CLI fills. The translation settings are one
+:class:`TranslateOptions` (the same record, flags and defaults as ``ddic translate``); each method takes
+what it uses of it, with its own ``method``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DDICInputError
 from ..metrics.fid import N_BOOTSTRAP
-from ..translate.options import DEFAULT_STEPS, PAPER_LR, TranslateOptions
+from ..translate.options import TranslateOptions
 from .figures import GRID_FRAMES
 from .methods import check_model_arguments, parse_methods
 
@@ -24,15 +26,10 @@ class EvaluateOptions:
     cyclegan_model: str | None = None
     mri_ref: Path | None = None  # real MRI images: FID/KID against them as well
     paired: Path | None = None  # phantom dataset with paired truth: SSIM, Dice, width error
-    steps: int = DEFAULT_STEPS
-    mode: str = "faithful"
-    lr: float = PAPER_LR
-    corr_sign: str = "+1"  # as the paper; "-1" or "abs" (see TranslateOptions)
-    batch_size: int = 16
+    translation: TranslateOptions = field(default_factory=TranslateOptions)
     limit: int | None = None
     seed: int = 0
     inception_weights: str | None = None
-    device: str = "auto"
     fid: bool = True
     n_bootstrap: int = N_BOOTSTRAP
     grid_frames: int = GRID_FRAMES
@@ -51,21 +48,21 @@ class EvaluateOptions:
             raise DDICInputError(f"--bootstrap must be at least 1, not {self.n_bootstrap}.")
         if int(self.grid_frames) < 0:
             raise DDICInputError(f"--grid-frames must be 0 or more, not {self.grid_frames}.")
-        self.translate_options()  # validates steps, mode, lr, batch size, device
+        if isinstance(self.translation, dict):
+            self.translation = TranslateOptions.from_dict(self.translation)
+        self.translation.validate()
 
     def models(self) -> dict:
         return {"us_model": self.us_model, "mri_model": self.mri_model, "cyclegan_model": self.cyclegan_model}
 
-    def translate_options(self) -> TranslateOptions:
-        """The shared translation options (each method takes what it uses; ``method`` is set per method)."""
-        return TranslateOptions(method="ddic", mode=self.mode, steps=int(self.steps), lr=float(self.lr),
-                                corr_sign=str(self.corr_sign), batch_size=int(self.batch_size), device=self.device)
+    @property
+    def device(self) -> str:
+        return self.translation.device
 
     def to_dict(self) -> dict:
         return {"us_test": str(self.us_test), "out": str(self.out), "methods": list(self.methods),
                 "us_model": self.us_model, "mri_model": self.mri_model, "cyclegan_model": self.cyclegan_model,
                 "mri_ref": None if self.mri_ref is None else str(self.mri_ref),
-                "paired": None if self.paired is None else str(self.paired), "steps": self.steps, "mode": self.mode,
-                "lr": self.lr, "corr_sign": self.corr_sign, "batch_size": self.batch_size, "limit": self.limit, "seed": self.seed,
-                "inception_weights": self.inception_weights, "device": self.device, "fid": self.fid,
+                "paired": None if self.paired is None else str(self.paired), "translation": self.translation.to_dict(),
+                "limit": self.limit, "seed": self.seed, "inception_weights": self.inception_weights, "fid": self.fid,
                 "n_bootstrap": self.n_bootstrap, "grid_frames": self.grid_frames}

@@ -46,6 +46,7 @@ class MethodOutput:
     seconds: float  # translation time per frame (of the run that made it)
     cached: bool  # reused from an earlier run
     final_correlation: float | None = None
+    us_round_trip_rmse: float | None = None  # the trust number of the frame (ddic.translate.trust)
 
 
 def output_paths(out: Path, method: str, name: str) -> tuple[Path, Path]:
@@ -75,15 +76,17 @@ def load_cached(out: Path, method: str, case: EvalCase, wanted: dict) -> MethodO
     if pixels.shape != case.pixels.shape:
         return None
     return MethodOutput(pixels=pixels.astype(np.float32), seconds=float(meta.get("seconds_per_frame", 0.0)),
-                        cached=True, final_correlation=meta.get("final_correlation"))
+                        cached=True, final_correlation=meta.get("final_correlation"),
+                        us_round_trip_rmse=meta.get("us_round_trip_rmse"))
 
 
 def _save(out: Path, method: str, case: EvalCase, pixels: np.ndarray, wanted: dict, seconds: float,
-          final_correlation: float | None) -> None:
+          final_correlation: float | None, us_round_trip_rmse: float | None = None) -> None:
     image_path, meta_path = output_paths(out, method, case.name)
     write_like(pixels, _frame(case), image_path)
     meta = {"kind": OUTPUT_KIND, "frame": str(case.path), "identity": wanted,
             "seconds_per_frame": round(seconds, 4), "final_correlation": final_correlation,
+            "us_round_trip_rmse": us_round_trip_rmse,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
 
@@ -139,8 +142,9 @@ def translate_method(out: Path, models: MethodModels, base_options, cases: list[
         seconds = (time.perf_counter() - t0) / len(chunk)
         for case, result in zip(chunk, frame_results):
             pixels = np.asarray(result.pseudo_mri, dtype=np.float32)
-            _save(out, method, case, pixels, input_identity(wanted, case), seconds, result.final_correlation)
+            rmse = getattr(result, "us_round_trip_rmse", None)
+            _save(out, method, case, pixels, input_identity(wanted, case), seconds, result.final_correlation, rmse)
             results[case.name] = MethodOutput(pixels=pixels, seconds=seconds, cached=False,
-                                              final_correlation=result.final_correlation)
+                                              final_correlation=result.final_correlation, us_round_trip_rmse=rmse)
     info["seconds"] = round(time.perf_counter() - started, 3)
     return results, info

@@ -111,7 +111,7 @@ def run_evaluation(options: EvaluateOptions, progress: ProgressCallback | None =
     check_out(out)
 
     # 3. translate
-    base = options.translate_options()
+    base = options.translation
     shared = SharedModels()
     outputs, translation = {}, {}
     for method in options.methods:
@@ -188,8 +188,7 @@ def run_evaluation(options: EvaluateOptions, progress: ProgressCallback | None =
         "kind": "ddic_evaluation", "version": __version__, "json_numbers": RULE,
         "run": {"started": started_at, "seconds": round(time.perf_counter() - started, 3),
                 "options": options.to_dict(),
-                "translation": {k: v for k, v in base.to_dict().items()
-                                if k in ("solver", "steps", "mode", "lr", "median_kernel", "corr_sign")}},
+                "translation": {**base.to_dict(), "ddic_step_lr": _step_lr(base, models)}},
         "test_set": cases_module.describe(test_set), "paired": None if paired_folder is None else str(paired_folder),
         "methods": list(options.methods),
         "models": {m: mm.ids for m, mm in models.items()},
@@ -239,3 +238,13 @@ def _fid(options: EvaluateOptions, cases, outputs: dict, extractor, notes: list[
                                  {m: [outputs[m][c.name].pixels for c in cases] for m in display_order(options.methods)},
                                  reference, extractor, options.n_bootstrap, options.seed, report)
     return result
+
+
+def _step_lr(options, models: dict) -> float | None:
+    """The per-step correlation rate DDIC used at its models' size (None when DDIC was not run)."""
+    from .methods import translate_options
+
+    ddic = models.get("ddic")
+    if ddic is None or not ddic.image_size:
+        return None
+    return translate_options("ddic", options).step_lr(ddic.image_size)

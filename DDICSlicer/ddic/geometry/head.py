@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import DDICInputError
 from ..io.images import Frame
-from .canonical import CANONICAL_FIELD_OF_VIEW_MM, CANONICAL_SIZE_PX, spacing_for_size
+from .canonical import CANONICAL_FIELD_OF_VIEW_MM, CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM, spacing_for_size
 from .ellipse import Ellipse, sample_bilinear
 
 ORIENTATION_SOURCES = ("given", "heuristic", "default")
@@ -256,6 +256,20 @@ class CanonicalHeadTransform:
         """Boolean (S, S): canonical pixels inside the skull ellipse grown by ``margin_mm``."""
         size = self.size if size is None else int(size)
         return self.canonical_ellipse(size).mask((size, size), margin=margin_mm / spacing_for_size(size))
+
+    def head_image(self, pixels: np.ndarray | None = None, size: int | None = None,
+                   margin_mm: float = HEAD_MASK_MARGIN_MM) -> np.ndarray:
+        """The canonical ultrasound image of the head: resampled, zero outside the skull ellipse + margin.
+
+        The one preprocessing of every canonical US image — ``ddic prepare hc18`` (training data), the
+        phantom's paired US and translation — so the models see the same thing at training and at use:
+        pixels outside the frame and farther than ``margin_mm`` outside the skull (maternal tissue,
+        amniotic fluid, sector edges) are 0.
+        """
+        size = self.size if size is None else int(size)
+        canonical = self.to_model(pixels, size=size, fill=0.0)
+        canonical[~self.head_mask(size, margin_mm=margin_mm)] = 0.0
+        return canonical
 
     def head_fits(self) -> bool:
         """Whether the whole skull ellipse lies inside the canonical field of view."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..diffusion.epsilon import UNetEpsilon
-from ..diffusion.sampling import StepHook, ddim_decode, ddim_encode
+from ..diffusion.denoisers import UNetDenoiser
+from ..diffusion.sampling import StepHook, ode_decode, ode_encode
 from ..diffusion.schedule import Schedule
 from ..errors import DDICModelError
 from ..io.modelfile import LoadedModel
@@ -20,20 +20,30 @@ from ..progress import ProgressCallback, resolve
 from .device import configure_backends, select_device, use_bf16
 from .guided_decode import DecodeTrace, guided_decode
 from .options import METHODS, TranslateOptions
+from .trust import head_round_trip_rmse
 
 
-def translate_tensor(source: torch.Tensor, us_eps, mri_eps, schedule: Schedule, options: TranslateOptions,
-                     on_step: StepHook = None) -> tuple[torch.Tensor, DecodeTrace | None]:
+def translate_tensor(source: torch.Tensor, us_model, mri_model, schedule: Schedule, options: TranslateOptions,
+                     on_step: StepHook = None) -> tuple[torch.Tensor, DecodeTrace]:
     """Translate a (B, 1, S, S) batch of US images in [−1, 1]; returns pseudo-MRI in [−1, 1] and the trace.
 
-    ``on_step`` is called after each of the 2N ODE steps (N encode, N decode).
+    With ``options.round_trip_check`` the trace carries the US model's own decode of the latent (the trust
+    number's reconstruction, :mod:`.trust`): free in DDIC's faithful mode, one more US decode otherwise.
+    ``on_step`` is called after each ODE step (N encode, N decode, and N for an extra US decode).
     """
     grid = schedule.grid(options.steps)
     keep = options.method == "ddic" and options.mode in ("cached", "cheap")
-    latent, trajectory = ddim_encode(us_eps, source, grid, keep_trajectory=keep, on_step=on_step)
+    latent, trajectory = ode_encode(us_model, source, grid, options.solver, keep_trajectory=keep, on_step=on_step)
     if options.method == "ddib":
-        return ddim_decode(mri_eps, latent, grid, clip=options.clip_decode, on_step=on_step), None
-    return guided_decode(latent, us_eps, mri_eps, grid, options, us_trajectory=trajectory, on_step=on_step)
+        output = ode_decode(mri_model, latent, grid, options.solver, clip=options.clip_decode, on_step=on_step)
+        trace = DecodeTrace(timesteps=[], correlation=torch.empty(0, source.shape[0]))
+    else:
+        output, trace = guided_decode(latent, us_model, mri_model, grid, options, us_trajectory=trajectory,
+                                      on_step=on_step)
+    if options.round_trip_check and trace.us_reconstruction is None:
+        trace.us_reconstruction = ode_decode(us_model, latent, grid, options.solver, clip=options.clip_decode,
+                                             on_step=on_step)
+    return output, trace
 
 
 @dataclass
@@ -41,6 +51,7 @@ class BatchResult:
     pseudo_mri: np.ndarray  # (B, S, S) float32 in [−1, 1]
     correlation: np.ndarray | None = None  # (levels, B) trace, None for DDIB
     timesteps: list[int] = field(default_factory=list)
+    round_trip_rmse: np.ndarray | None = None  # (B,) the trust number (.trust), None when not measured
 
 
 class Translator:
@@ -65,17 +76,22 @@ class Translator:
         self.mri_model = mri_model
         self.image_size = int(us_model.card.image_size)
         self.schedule = Schedule.from_dict(us_model.card.schedule)
-        if Schedule.from_dict(mri_model.card.schedule) != self.schedule:
+        mri_schedule = Schedule.from_dict(mri_model.card.schedule)
+        if (mri_schedule.name, mri_schedule.num_train_timesteps) != (self.schedule.name,
+                                                                     self.schedule.num_train_timesteps):
             raise DDICModelError("The US and MRI models were trained with different noise schedules.")
         self.device = select_device(options.device)
         configure_backends(self.device)
         bf16 = use_bf16(options.precision, self.device)
-        self.us_eps = UNetEpsilon(us_model.unet, self.device, bf16=bf16)
-        self.mri_eps = UNetEpsilon(mri_model.unet, self.device, bf16=bf16)
+        # each model keeps its own parameterisation (ε or v); the ODE needs only the shared ᾱ
+        self.us_denoiser = UNetDenoiser(us_model.unet, self.device, bf16=bf16, prediction=self.schedule.prediction)
+        self.mri_denoiser = UNetDenoiser(mri_model.unet, self.device, bf16=bf16, prediction=mri_schedule.prediction)
 
     @property
     def steps_per_image_batch(self) -> int:
-        return 2 * self.options.steps
+        o = self.options
+        extra = o.round_trip_check and not (o.method == "ddic" and o.mode == "faithful")
+        return (3 if extra else 2) * o.steps
 
     def translate(self, images: np.ndarray, progress: ProgressCallback | None = None,
                   label: str = "translating") -> list[BatchResult]:
@@ -98,11 +114,14 @@ class Translator:
         results = []
         for chunk in batches:
             source = torch.from_numpy(chunk).unsqueeze(1).to(self.device)
-            output, trace = translate_tensor(source, self.us_eps, self.mri_eps, self.schedule, self.options,
+            output, trace = translate_tensor(source, self.us_denoiser, self.mri_denoiser, self.schedule, self.options,
                                              on_step=tick)
+            rmse = None
+            if trace.us_reconstruction is not None:
+                rmse = head_round_trip_rmse(source, trace.us_reconstruction).float().cpu().numpy()
             results.append(BatchResult(
                 pseudo_mri=output.squeeze(1).float().cpu().numpy(),
-                correlation=None if trace is None else trace.correlation.numpy(),
-                timesteps=[] if trace is None else trace.timesteps,
+                correlation=trace.correlation.numpy() if trace.timesteps else None,
+                timesteps=trace.timesteps, round_trip_rmse=rmse,
             ))
         return results

@@ -14,6 +14,7 @@ from ..io.intensity import Normalisation
 from ..progress import ProgressCallback
 from .engine import Translator
 from .placement import PlacementOptions, place_frame
+from .trust import is_trusted
 
 
 @dataclass
@@ -24,6 +25,12 @@ class FrameResult:
     model_output: np.ndarray  # (S, S) in [−1, 1]: the pseudo-MRI on the model grid
     final_correlation: float | None  # r between the chains at the last guided level (DDIC only)
     placement: dict | None = None  # how the head was found (kind, ellipse, HC, orientation)
+    us_round_trip_rmse: float | None = None  # the trust number (ddic.translate.trust); None if not measured
+
+    @property
+    def trusted(self) -> bool | None:
+        """False when the US model does not represent this frame (round trip above the threshold)."""
+        return is_trusted(self.us_round_trip_rmse)
 
 
 def translate_frames(frames: list[Frame], translator: Translator, progress: ProgressCallback | None = None,
@@ -35,24 +42,26 @@ def translate_frames(frames: list[Frame], translator: Translator, progress: Prog
     model_inputs = []
     for frame, place in zip(frames, placements):
         window = normalisation.window(frame.pixels)
-        canonical = place.transform.to_model()
-        if place.mask is not None:
-            canonical[~place.mask] = 0.0  # as the training data (ddic prepare) was masked
+        canonical = place.model_image()  # masked as the training data (ddic prepare) was
         model_inputs.append(normalisation.to_model(canonical, window))
     batches = translator.translate(np.stack(model_inputs), progress=progress)
     outputs = np.concatenate([b.pseudo_mri for b in batches])
     finals: list[float | None] = []
+    trust: list[float | None] = []
     for b in batches:
         if b.correlation is not None and len(b.correlation):
             finals.extend(float(v) for v in b.correlation[-1])
         else:
             finals.extend([None] * len(b.pseudo_mri))
+        rmse = getattr(b, "round_trip_rmse", None)
+        trust.extend([None] * len(b.pseudo_mri) if rmse is None else [float(v) for v in rmse])
     results = []
-    for frame, place, model_input, output, final in zip(frames, placements, model_inputs, outputs, finals):
+    for frame, place, model_input, output, final, rmse in zip(frames, placements, model_inputs, outputs, finals,
+                                                              trust):
         display = Normalisation.to_display(output)
         results.append(FrameResult(frame=frame, pseudo_mri=place.transform.to_frame(display),
                                    model_input=model_input, model_output=output, final_correlation=final,
-                                   placement=place.info))
+                                   placement=place.info, us_round_trip_rmse=rmse))
     return results
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ..diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS
+from ..diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS, SOLVERS
 from ..errors import DDICInputError
 
 METHODS = ("ddic", "ddib")
@@ -21,9 +21,8 @@ BASELINE_METHODS = ("cyclegan",)
 """Methods with a model of their own (``ddic train-cyclegan``); they ignore the diffusion options."""
 ALL_METHODS = METHODS + BASELINE_METHODS
 MODES = ("faithful", "cached", "cheap")
-SOLVERS = ("ddim", "dpmpp2m")
-"""ODE solvers for encode and decode: first-order DDIM (the paper's), and DPM-Solver++(2M), second-order
-multistep in the data prediction (Lu et al. 2022), with its inversion for the encode."""
+__all__ = ["ALL_METHODS", "BASELINE_METHODS", "CORRELATION_SIGNS", "DEFAULT_STEPS", "METHODS", "MIN_STEPS", "MODES",
+           "MODE_NOTES", "NUM_TRAIN_TIMESTEPS", "PAPER_LR", "PRECISIONS", "SOLVERS", "TranslateOptions"]
 CORRELATION_SIGNS = ("+1", "-1", "abs")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -57,6 +56,7 @@ class TranslateOptions:
     guide_t_min: int = 0
     guide_t_max: int = NUM_TRAIN_TIMESTEPS - 1
     clip_decode: bool = True
+    round_trip_check: bool = True  # measure the frame's US round trip (the trust number, ddic.translate.trust)
     cheap_prior_variance: float = 0.25
     batch_size: int = 16
     device: str = "auto"

@@ -17,13 +17,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DDICInputError
-from ..geometry.canonical import HEAD_MASK_MARGIN_MM
+from ..geometry.canonical import CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM
 from ..geometry.ellipse import Ellipse, detect_skull_ellipse
 from ..geometry.head import CanonicalHeadTransform
 from ..geometry.square_fit import SquareFit
 from ..io.images import Frame, image_suffix
 
 GEOMETRY_MODES = ("auto", "head", "square")
+ANTERIOR_CHOICES = ("auto", "right", "left")
+"""Which end of the skull ellipse's major axis (the one on the frame's right) is frontal; auto: guessed."""
+
+
+def anterior_from_choice(choice: str) -> bool | None:
+    """``auto`` → None (guess from the image), ``right`` → True, ``left`` → False."""
+    try:
+        return {"auto": None, "right": True, "left": False}[choice]
+    except KeyError:
+        raise DDICInputError(f"Unknown anterior choice {choice!r}; choose one of {', '.join(ANTERIOR_CHOICES)}.") from None
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -49,8 +59,25 @@ class Placement:
     """One frame's transform, plus what a report should say about it."""
 
     transform: object  # CanonicalHeadTransform or SquareFit (both have to_model / to_frame)
-    mask: np.ndarray | None  # canonical pixels to keep (head transform), else None
     info: dict
+    margin_mm: float = HEAD_MASK_MARGIN_MM
+    eight_bit: bool = False
+
+    def model_image(self) -> np.ndarray:
+        """The frame on the model grid, made exactly as the model's training data was: the head transform's
+        :meth:`~ddic.geometry.head.CanonicalHeadTransform.head_image` at the canonical 128 px (the one
+        canonical-US preprocessing, shared with ``ddic prepare hc18`` and the phantom), rounded to 8 bits as
+        those PNGs are when the frame is 8-bit, then resampled to the model's size as training resamples
+        (:func:`ddic.diffusion.dataset.resample_square`) — resampling the frame straight to 64 px would
+        alias its speckle differently from what the model learnt. Without a head: the square fit."""
+        if not isinstance(self.transform, CanonicalHeadTransform):
+            return self.transform.to_model()
+        from ..diffusion.dataset import resample_square
+
+        canonical = self.transform.head_image(size=CANONICAL_SIZE_PX, margin_mm=self.margin_mm)
+        if self.eight_bit:
+            canonical = np.clip(np.rint(canonical), 0, 255)
+        return resample_square(canonical, self.transform.size)
 
 
 def _pixel_size(frame: Frame, options: PlacementOptions) -> float:
@@ -72,7 +99,7 @@ def place_frame(frame: Frame, size: int, options: PlacementOptions) -> Placement
     if options.mode == "square" or (options.mode == "auto" and options.ellipse is None
                                      and frame.shape == (size, size)):
         fit = SquareFit(frame, size)
-        return Placement(fit, None, {"kind": "identity" if fit.is_identity else "square_fit"})
+        return Placement(fit, {"kind": "identity" if fit.is_identity else "square_fit"})
     pixel_size = _pixel_size(frame, options)
     info: dict = {"kind": "canonical_head", "pixel_size_mm": pixel_size}
     ellipse = options.ellipse
@@ -87,4 +114,4 @@ def place_frame(frame: Frame, size: int, options: PlacementOptions) -> Placement
     info.update(ellipse=ellipse.to_dict(), hc_mm=round(float(ellipse.hc_mm(pixel_size)), 2),
                 orientation_source=transform.orientation_source, anterior_right=transform.anterior_right,
                 orientation_decided=transform.orientation_source != "default")
-    return Placement(transform, transform.head_mask(size, margin_mm=options.mask_margin_mm), info)
+    return Placement(transform, info, margin_mm=options.mask_margin_mm, eight_bit=bool(frame.is_8bit))

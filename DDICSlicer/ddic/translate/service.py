@@ -249,6 +249,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
     ``on_note`` each note for the user as it arises (they are also in :attr:`TranslateRun.notes`).
     """
     from .frames import translate_frames
+    from .trust import ROUND_TRIP_WARN_RMSE, warning_text
 
     out = Path(out)
     progress = resolve(progress)
@@ -297,7 +298,8 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
         run.kept = len(keep)
         report = {
             "kind": REPORT_KIND, "status": "running", "identity": identity,
-            "options": options.to_dict(), "step_lr": options.step_lr(translator.image_size), **model_ids,
+            "options": options.to_dict(), "step_lr": options.step_lr(translator.image_size),
+            "round_trip_warn_rmse": ROUND_TRIP_WARN_RMSE, **model_ids,
             "device": str(translator.device), "rank": rank, "world_size": world_size, "host": platform.node(),
             "frames": carried,
         }
@@ -328,12 +330,15 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
                 record = {"frame": str(path), "frame_sha256": sha256_file(path),
                           "pseudo_mri": str(mri_path), "pseudo_mri_sha256": sha256_file(mri_path),
                           "preview": str(preview_path), "preview_sha256": sha256_file(preview_path),
-                          "final_correlation": result.final_correlation, "placement": result.placement}
+                          "final_correlation": result.final_correlation, "placement": result.placement,
+                          "us_round_trip_rmse": result.us_round_trip_rmse, "trusted": result.trusted}
                 report["frames"].append(record)
                 run.translated += 1
                 elapsed = time.perf_counter() - started
                 report.update(seconds=round(elapsed, 3), seconds_per_frame=round(elapsed / run.translated, 3))
                 write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
+                if result.trusted is False:
+                    note(warning_text(path.name, result.us_round_trip_rmse))
                 undecided = orientation_note(path, result.placement)
                 if undecided:
                     note(undecided)

@@ -6,13 +6,16 @@ Layout under ``OUT``::
     us/hc18/NNN_HC.png                 HC18-like B-mode frames (800 × 540) …
     us/hc18/NNN_HC_Annotation.png      … their skull-ellipse outlines
     us/hc18/training_set_pixel_size_and_HC.csv   exactly the HC18 layout (``ddic prepare hc18 OUT/us/hc18``)
-    us/paired/NNN_us.png               the frame on the canonical 128 × 128 grid (CanonicalHeadTransform)
-    us/paired/NNN_mri.png              the canonical T2w slice of the *same* anatomy (TT plane)
+    us/paired/NNN_us.png               the frame on the canonical 128 × 128 grid, masked outside the skull
+                                       exactly as ``ddic prepare hc18`` masks (``CanonicalHeadTransform.head_image``)
+    us/paired/NNN_mri.png              the canonical T2w slice of the *same* anatomy (TT plane), brain-extracted
+                                       and windowed exactly as ``ddic prepare feta`` (``canonical_mri_image``)
     us/paired/NNN_labels.png           the canonical label map (Label ids as uint8 pixel values)
     us/paired/paired.csv               one row per case: biometry, seeds, orientation, file names
                                        (near_field: where the frame's top, the transducer side, lies in
                                        the canonical image, "top" or "bottom", as in ``ddic prepare``)
-    mri/canonical/NNN_oOFFSET.png      unpaired canonical T2w slices (anatomies from disjoint seeds)
+    mri/canonical/NNN_oOFFSET.png      unpaired canonical T2w slices (anatomies from disjoint seeds), brain-
+                                       extracted and windowed as the paired ones
     mri/canonical/mri.csv              one row per slice
     mri/feta/sub-XXX/anat/…            FeTA-layout volumes (``mri_volumes=True``)
 
@@ -43,7 +46,8 @@ from ...io.images import Frame, write_png
 from ...progress import resolve
 from ..labels import Label
 from .anatomy import phantom_metadata, render_labels, sample_anatomy
-from .mri import render_mri_slice, render_mri_volume, write_feta_subject
+from ..canonical_mri import canonical_mri_image
+from .mri import render_mri_slice, render_mri_volume, to_feta_classes, write_feta_subject
 from .ultrasound import HeadEllipse, render_ultrasound, write_hc18_case, write_hc18_csv
 
 DOMAINS = ("us", "mri")
@@ -51,7 +55,7 @@ _DOMAIN_CODE = {"us": 0x5553, "mri": 0x4D52, "gallery": 0x4741}
 US_LABEL_SPACING_MM = 0.4  # fine label map fed to the B-mode renderer
 US_LABEL_MARGIN_MM = 40.0  # fluid around the head in that label map
 MRI_SLICE_OFFSETS_MM = (-3.0, 0.0, 3.0)  # unpaired MRI slices per anatomy, around the TT plane
-MRI_PNG_SCALE = 200.0  # T2 signal (CSF ≈ 1) → 8-bit PNG grey level
+MRI_PNG_SCALE = 200.0  # T2 signal (CSF ≈ 1) → 8-bit grey level of the gallery's whole-head slices
 HC18_CSV_NAME = "training_set_pixel_size_and_HC.csv"
 OWNED = ("us", "mri", "phantom.json", "gallery.png")  # what --overwrite may remove
 
@@ -138,7 +142,14 @@ def canonical_frame_labels(transform: CanonicalHeadTransform, frame_labels: np.n
 
 
 def mri_png(image: np.ndarray) -> np.ndarray:
+    """A whole-head T2 slice as 8-bit grey (the gallery's view, before brain extraction)."""
     return np.clip(np.asarray(image, np.float32) * MRI_PNG_SCALE, 0, 255)
+
+
+def canonical_mri(slice_) -> np.ndarray:
+    """A rendered canonical slice as the MRI model sees it: brain-extracted and windowed exactly as
+    ``ddic prepare feta|crl`` prepares real slices (:func:`ddic.data.canonical_mri.canonical_mri_image`)."""
+    return canonical_mri_image(slice_.image, to_feta_classes(slice_.labels) > 0)[0]
 
 
 def render_paired_case(seed: int, index: int, ga_range, pathology_fraction: float = 0.0) -> dict:
@@ -149,14 +160,15 @@ def render_paired_case(seed: int, index: int, ga_range, pathology_fraction: floa
     labels, ellipse = us_label_map(params)
     frame = render_ultrasound(labels, US_LABEL_SPACING_MM, ellipse, seed=seeds["render"])
     transform, err = canonical_transform(frame, ellipse)
-    canonical_us = transform.to_model(frame.image.astype(np.float32), fill=0.0)
+    canonical_us = transform.head_image(frame.image.astype(np.float32))  # masked as `ddic prepare hc18` does
     mri = render_mri_slice(params, seeds["render"])
     canonical_labels = render_labels(params)  # the canonical TT-plane label map (128 × 1.094 mm)
     from_frame = canonical_frame_labels(transform, frame.labels)
     covered = from_frame > 0
     agreement = float((from_frame[covered] == canonical_labels[covered]).mean()) if covered.any() else 0.0
     return {"params": params, "seeds": seeds, "frame": frame, "transform": transform, "orientation_error": err,
-            "us": canonical_us, "mri": mri.image, "labels": canonical_labels, "label_agreement": agreement}
+            "us": canonical_us, "mri": canonical_mri(mri), "mri_raw": mri.image, "labels": canonical_labels,
+            "label_agreement": agreement}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -233,7 +245,7 @@ def make_phantom_dataset(out, n: int, ga_range=(21, 38), seed: int = 0, domains=
             hc_rows.append(write_hc18_case(hc18, name, case["frame"]))
             stem = f"{i + 1:03d}"
             write_png(np.clip(case["us"], 0, 255), paired / f"{stem}_us.png")
-            write_png(mri_png(case["mri"]), paired / f"{stem}_mri.png")
+            write_png(case["mri"], paired / f"{stem}_mri.png")
             write_png(case["labels"], paired / f"{stem}_labels.png")
             p, g, t = case["params"], case["frame"].geometry, case["transform"]
             rows.append({
@@ -267,7 +279,7 @@ def make_phantom_dataset(out, n: int, ga_range=(21, 38), seed: int = 0, domains=
             for k, offset in enumerate(MRI_SLICE_OFFSETS_MM):
                 sl = render_mri_slice(params, seeds["render"] + k, slice_offset_mm=offset)
                 fname = f"{stem}_o{offset:+.0f}.png"
-                write_png(mri_png(sl.image), canon / fname)
+                write_png(canonical_mri(sl), canon / fname)
                 rows.append({"case": stem, "slice": k, "ga_weeks": params.ga_weeks,
                              "pathology": params.pathology or "", "hc_mm": params.hc_mm, "bpd_mm": params.bpd_mm,
                              "ofd_mm": params.ofd_mm, "atrium_width_left_mm": params.left.atrium_width_mm,
@@ -296,7 +308,10 @@ def make_phantom_dataset(out, n: int, ga_range=(21, 38), seed: int = 0, domains=
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "canonical": {"size_px": CANONICAL_SIZE_PX, "spacing_mm": CANONICAL_SPACING_MM,
                       "label_ids": {lab.name.lower(): int(lab) for lab in Label},
-                      "mri_png_scale": MRI_PNG_SCALE, "mri_slice_offsets_mm": list(MRI_SLICE_OFFSETS_MM)},
+                      "mri_preprocessing": "brain-extracted (FeTA class > 0), brain 1st–99th percentiles → 0…255, "
+                                           "as ddic prepare feta|crl",
+                      "us_preprocessing": "masked outside the skull ellipse + head mask margin, as ddic prepare hc18",
+                      "mri_slice_offsets_mm": list(MRI_SLICE_OFFSETS_MM)},
         "us_label_spacing_mm": US_LABEL_SPACING_MM,
     }
     write_text_atomic(out / "phantom.json", json.dumps(summary, indent=2) + "\n")

@@ -243,8 +243,7 @@ def prepare_frame(row: HC18Row, image_path: Path, annotation_path: Path, *, size
     transform = CanonicalHeadTransform(frame, ellipse, size=size, pixel_size_mm=row.pixel_size_mm)
     if not transform.head_fits():
         notes.append("head larger than the canonical field of view (cropped)")
-    canonical = transform.to_model(frame.pixels, fill=0.0)
-    canonical[~transform.head_mask(size, margin_mm=mask_margin_mm)] = 0.0
+    canonical = transform.head_image(frame.pixels, size=size, margin_mm=mask_margin_mm)
     image = np.clip(np.rint(canonical), 0, 255).astype(np.uint8)
     return image, transform, hc_fit, notes
 

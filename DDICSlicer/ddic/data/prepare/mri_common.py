@@ -49,13 +49,14 @@ from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, spacing_for_size
 from ...io.header import MAX_VOLUME_VOXELS, check_finite, check_header, read_header
 from ...progress import ProgressCallback, resolve
+from ..canonical_mri import BRAIN_PERCENTILES, canonical_mri_image
 from .output import SplitSummary, split_subjects, staged_output, write_manifest, write_summary
 
 LEVEL_SPACING_MM = 1.0
 """Isotropic grid (mm) the label map is resampled onto to find the TT level."""
 DEFAULT_SLICES = 3
 DEFAULT_SLICE_STEP_MM = 2.0
-PERCENTILES = (1.0, 99.0)
+PERCENTILES = BRAIN_PERCENTILES
 MIN_BRAIN_FRACTION = 0.05
 DEEP_GM_FRACTION = 0.1
 """Levels whose deep-GM area is below this fraction of the largest candidate's do not define the TT range
@@ -299,8 +300,6 @@ def prepare_volume(item: VolumeItem, *, n_slices: int = DEFAULT_SLICES, step_mm:
     """One labelled volume → K canonical slices (see the module docstring). Raises :class:`DDICInputError`."""
     import SimpleITK as sitk
 
-    from ...io.intensity import Normalisation
-
     notes = list(item.notes)
     image = read_volume(item.image, "T2w volume")
     labels_raw = read_volume(item.labels, "label map")
@@ -318,7 +317,6 @@ def prepare_volume(item: VolumeItem, *, n_slices: int = DEFAULT_SLICES, step_mm:
     z_level, area = find_tt_level(iso)
     centre_xy, angle = in_plane_frame(iso, z_level)
     spacing = spacing_for_size(size)
-    norm = Normalisation("percentile", float(percentiles[0]), float(percentiles[1]))
     slices: list[SliceResult] = []
     tt_brain = None
     corners = [image.TransformContinuousIndexToPhysicalPoint([(-0.5 if c == 0 else n - 0.5)
@@ -347,11 +345,7 @@ def prepare_volume(item: VolumeItem, *, n_slices: int = DEFAULT_SLICES, step_mm:
         if mask.sum() < max(16, MIN_BRAIN_FRACTION * (tt_brain or 0)):
             s.image, s.reason = None, f"offset {s.offset_mm:g} mm shows too little brain"
             continue
-        low, high = norm.window(s.image[mask])
-        display = Normalisation.to_display(norm.to_model(s.image, (low, high)))
-        display[~mask] = 0.0
-        s.image = np.clip(np.rint(display), 0, 255).astype(np.uint8)
-        s.window = (low, high)
+        s.image, s.window = canonical_mri_image(s.image, mask, percentiles)
     return VolumeResult(item, z_level, area, (float(centre_xy[0]), float(centre_xy[1]), z_level),
                         math.degrees(angle), slices, notes)
 
