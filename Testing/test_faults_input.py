@@ -174,3 +174,10 @@ def test_a_model_card_that_fails_validation_says_what_is_wrong(tmp_path, random_
     with pytest.raises(DDICModelError, match=expected) as info:
         load_model(folder, expected_domain="us")
     assert "no model card" not in str(info.value).lower()
+
+
+def test_model_ids_are_accepted_by_evaluate():
+    from ddic.evaluate.methods import read_models
+
+    models = read_models("ddic", {"us_model": "ddic-demo-us", "mri_model": "ddic-demo-mri"})
+    assert models.ids["us_model"].startswith("model@") and models.paths["us_model"].endswith("model.json")

@@ -113,8 +113,6 @@ def run(args) -> int:
 
 def translate_all(args) -> int:
     """Parse, load the models, hand everything to :func:`ddic.translate.service.translate_files`, print."""
-    import sys
-
     import torch
 
     from ..diffusion.distributed import detect

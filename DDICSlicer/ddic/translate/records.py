@@ -15,7 +15,6 @@ folder, whatever the number of ranks was.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
