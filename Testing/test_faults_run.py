@@ -282,3 +282,35 @@ def test_batches_hold_a_bounded_number_of_frame_pixels():
     assert [len(b) for b in batches] == [2, 2, 3]  # f0+f1 | f2+f3 (two big ones fill a batch) | f4 f5 f6
     assert all(sum(pixels[p] for p in b) <= MAX_BATCH_FRAME_PIXELS for b in batches)
     assert [p for b in batches for p in b] == paths
+
+
+def test_translate_prints_an_undecided_orientation_and_a_memory_warning(tmp_path, capsys, monkeypatch,
+                                                                        random_models):
+    """Notes the user must read reach the output (not only translate.json): the default orientation that was
+    assumed, and a peak memory near the machine's RAM (here faked through getrusage)."""
+    import resource
+
+    from hc18_synthetic import random_head, skull_frame
+
+    rng = np.random.default_rng(5)
+    ellipse, pixel_size, _ = random_head(rng)
+    frame = tmp_path / "head.png"
+    sitk.WriteImage(sitk.GetImageFromArray(skull_frame(rng, ellipse, pixel_size).astype(np.uint8)), str(frame))
+    real = resource.getrusage
+    total_kib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+
+    def near_full(who):
+        usage = real(who)
+        return type("Usage", (), {"ru_maxrss": int(0.95 * total_kib), "__getattr__": lambda s, k: getattr(usage, k)})()
+
+    monkeypatch.setattr(resource, "getrusage", near_full)
+    us, mri = random_models
+    capsys.readouterr()
+    assert main(["translate", str(frame), "--us-model", str(us), "--mri-model", str(mri), "--out", str(tmp_path / "o"),
+                 "--steps", "2", "--cpu", "--method", "ddib", "--pixel-size", f"{pixel_size:.6f}"]) == 0
+    err = capsys.readouterr().err
+    assert "head.png: front/back orientation undecided from the image; assumed the frontal end on the right" in err
+    assert "--anterior left" in err
+    assert "peak memory" in err and "use --batch-size 8" in err
+    placed = json.loads((tmp_path / "o" / "translate.json").read_text())["frames"][0]["placement"]
+    assert placed["orientation_source"] == "default" and placed["orientation_decided"] is False
