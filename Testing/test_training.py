@@ -335,3 +335,24 @@ def test_torchrun_two_processes(png_folder, tmp_path):
     assert card.training["world_size"] == 2 and card.training["global_batch_size"] == 4
     assert [r["step"] for r in loss_rows(out)] == ["1", "2"]
     assert done.stdout.count("model: ") == 1  # only rank 0 reports
+
+
+def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights(png_folder, tmp_path, monkeypatch):
+    """One inf gradient must not turn every weight into NaN through AdamW: the step is skipped and recorded."""
+    import ddic.diffusion.training as training
+
+    original = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def flaky(params, max_norm, *a, **k):
+        calls["n"] += 1
+        norm = original(params, max_norm, *a, **k)
+        return torch.tensor(float("inf")) if calls["n"] == 2 else norm
+
+    monkeypatch.setattr(training.torch.nn.utils, "clip_grad_norm_", flaky)
+    out = tmp_path / "out"
+    train(config(png_folder, out, steps=4, checkpoint_every=4))
+    weights = read_tensors(out / "model.safetensors")
+    assert all(torch.isfinite(w.float()).all() for w in weights.values())
+    card = load_model(out).card
+    assert card.training["skipped_updates"]["steps"] == [2]

@@ -148,7 +148,7 @@ def tile_grid(images: np.ndarray) -> np.ndarray:
 
 def build_card(config: TrainConfig, data: TrainingData, network: dict, *, steps_done: int, world_size: int,
                device: torch.device, bf16: bool, duration_s: float, final_loss: float | None,
-               resumed_at: list[int]) -> ModelCard:
+               resumed_at: list[int], skipped_steps: list[int] | None = None) -> ModelCard:
     summary = data.summary
     domain_name = DOMAIN_NAMES[config.domain]
     spacing = spacing_for_size(config.image_size)
@@ -184,6 +184,8 @@ def build_card(config: TrainConfig, data: TrainingData, network: dict, *, steps_
         "duration_s": round(duration_s, 3),
         "final_loss": final_loss,
         "resumed_at_steps": resumed_at,
+        "skipped_updates": {"steps": list(skipped_steps or []),
+                            "why": "non-finite gradient norm: the update was skipped, not applied"},
         "command": config.command_line(),
         "argv": list(sys.argv),
         "torch_version": torch.__version__,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -231,6 +232,7 @@ class _Run(StepLoop):
         self.resumed_at: list[int] = []
         self.pending: list[tuple[int, torch.Tensor, float, float]] = []  # losses not yet written
         self.last_loss: float | None = None
+        self.skipped_steps: list[int] = []  # updates skipped for a non-finite gradient
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -281,6 +283,7 @@ class _Run(StepLoop):
                 raise DDICModelError(f"The checkpoint in {self.out} does not fit this network ({exc}).") from exc
             self._resume_clock(record, state.step)
             self.last_loss = record.get("last_loss")
+            self.skipped_steps = [int(s) for s in record.get("skipped_steps", []) if int(s) <= state.step]
         self.ddp = self.model
         if self.info.is_distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -335,9 +338,15 @@ class _Run(StepLoop):
         loss = (weight * per_sample).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip)
-        self.optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip if config.grad_clip > 0 else math.inf)
+        if not torch.isfinite(norm):
+            # A rare inf/NaN gradient (seen once in 3000 CPU steps of a 64-px v-prediction run) would turn every
+            # weight into NaN through AdamW; skip that update instead, as mixed-precision loss scalers do, and
+            # count it in the model card.
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps.append(step + 1)
+        else:
+            self.optimizer.step()
         update_ema(self.ema_params, [p.detach() for p in self.params], ema_decay_at(step + 1, config.ema_decay))
         self.pending.append((step + 1, loss.detach(), lr, self.elapsed()))
         return loss
@@ -374,14 +383,16 @@ class _Run(StepLoop):
         elapsed = self.elapsed()
         record = {"config": self.config.to_dict(), "elapsed_s": elapsed, "last_loss": self.last_loss,
                   "world_size": self.info.world_size, "normalisation": self.data.normalisation.to_dict(),
-                  "data": self.data.summary, "resumed_at_steps": self.resumed_at}
+                  "data": self.data.summary, "resumed_at_steps": self.resumed_at,
+                  "skipped_steps": self.skipped_steps}
         ckpt.save_train_state(self.out, step_done, self.model, self.ema, self.optimizer, record)
         self.card_path = self._write_model(step_done, elapsed)
 
     def _write_model(self, step_done: int, elapsed: float) -> Path:
         card = build_card(self.config, self.data, self.network, steps_done=step_done,
                           world_size=self.info.world_size, device=self.device, bf16=self.bf16,
-                          duration_s=elapsed, final_loss=self.last_loss, resumed_at=self.resumed_at)
+                          duration_s=elapsed, final_loss=self.last_loss, resumed_at=self.resumed_at,
+                          skipped_steps=self.skipped_steps)
         return save_model(self.ema, card, self.out / f"{MODEL_NAME}.safetensors")
 
     def _message(self) -> str:

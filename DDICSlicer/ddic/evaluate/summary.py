@@ -48,6 +48,7 @@ METRICS = (
     Metric("width_abs_error_mm", "|Atrium width error| (mm)", "lower", us_key="width_abs_error_us_mm", paired=True),
     Metric("width_error_mm", "Atrium width error (mm, measured − truth)", None, us_key="width_error_us_mm",
            paired=True, plot=False),
+    Metric("us_round_trip_rmse", "US round trip RMSE (trust number)", "lower", plot=False, reference=False),
     Metric("seconds", "Seconds per frame", "lower", plot=False, reference=False),
 )
 
