@@ -15,7 +15,8 @@ import sys
 from .. import __version__
 from ..errors import DDICError
 
-SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom", "models", "cnr", "segment", "train_cyclegan", "reader_study", "demo", "evaluate")
+SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom", "models", "cnr", "segment", "train_cyclegan", "reader_study", "demo", "evaluate",
+                      "calibrate_trust")
 
 
 def build_parser() -> argparse.ArgumentParser:

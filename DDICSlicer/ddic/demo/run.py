@@ -41,7 +41,7 @@ from ..io.preview import to_uint8_display
 from ..progress import ProgressCallback
 from ..translate.options import TranslateOptions
 from ..translate.placement import PlacementOptions
-from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
+from ..translate.trust import warning_text
 from ..data.ventricle_atlas import prompts_for_transform
 from .overlay import draw_box, draw_outline, to_rgb
 
@@ -218,8 +218,8 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
                    "image_size": size, "trained_on": us_model.card.training.get("data_description", "")},
         "translation": {**translate_options.to_dict(), "device": str(translator.device),
                         "final_correlation": result.final_correlation, "step_lr": translate_options.step_lr(size)},
-        "trust": {"us_round_trip_rmse": result.us_round_trip_rmse, "threshold": ROUND_TRIP_WARN_RMSE,
-                  "trusted": result.trusted,
+        "trust": {"us_round_trip_rmse": result.us_round_trip_rmse, "threshold": result.trust_threshold,
+                  "threshold_source": translator.trust_threshold_source, "trusted": result.trusted,
                   "meaning": "RMSE ([-1, 1] scale, head pixels) of the frame encoded and decoded by the US model; "
                              "above the threshold the US model does not represent the frame and the pseudo-MRI "
                              "must not be trusted"},
@@ -372,8 +372,8 @@ def _trust_line(trust: dict) -> str:
     if rmse is None:
         return "  trust       not measured"
     if trust.get("trusted"):
-        return f"  trust       US round trip {rmse:.3f} ≤ {trust['threshold']:g}: the US model represents this frame"
-    return "  WARNING     " + warning_text("this frame", rmse)
+        return f"  trust       US round trip {rmse:.3f} ≤ {trust['threshold']:.3f}: the US model represents this frame"
+    return "  WARNING     " + warning_text("this frame", rmse, trust["threshold"])
 
 
 def _fmt(value) -> str:

@@ -249,7 +249,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
     ``on_note`` each note for the user as it arises (they are also in :attr:`TranslateRun.notes`).
     """
     from .frames import translate_frames
-    from .trust import ROUND_TRIP_WARN_RMSE, warning_text
+    from .trust import warning_text
 
     out = Path(out)
     progress = resolve(progress)
@@ -299,7 +299,8 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
         report = {
             "kind": REPORT_KIND, "status": "running", "identity": identity,
             "options": options.to_dict(), "step_lr": options.step_lr(translator.image_size),
-            "round_trip_warn_rmse": ROUND_TRIP_WARN_RMSE, **model_ids,
+            "trust_threshold": getattr(translator, "trust_threshold", None),
+            "trust_threshold_source": getattr(translator, "trust_threshold_source", None), **model_ids,
             "device": str(translator.device), "rank": rank, "world_size": world_size, "host": platform.node(),
             "frames": carried,
         }
@@ -338,7 +339,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
                 report.update(seconds=round(elapsed, 3), seconds_per_frame=round(elapsed / run.translated, 3))
                 write_text_atomic(report_path, json.dumps(report, indent=2) + "\n")
                 if result.trusted is False:
-                    note(warning_text(path.name, result.us_round_trip_rmse))
+                    note(warning_text(path.name, result.us_round_trip_rmse, result.trust_threshold))
                 undecided = orientation_note(path, result.placement)
                 if undecided:
                     note(undecided)
