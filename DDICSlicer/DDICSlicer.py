@@ -55,6 +55,16 @@ CODE_MANAGED_PARAMETERS = ("usModel", "mriModel", "samModel", "ellipse", "skullP
                            "negativePoints", "promptBox", "ellipseCurve", "cnrTable")
 
 
+class OrientationNotConfirmed(ValueError):
+    """The head's front/back orientation that a run depends on is not decided and not confirmed: the panel asks
+    the user first (DDICSlicerWidget.confirmOrientation); scripts set Anterior side or call confirmOrientation."""
+
+    def __init__(self, orientation) -> None:
+        super().__init__(_("The image does not show which end of the head is frontal, and the result depends on "
+                           "it: confirm the orientation first (the panel asks; or choose Anterior side)."))
+        self.orientation = orientation
+
+
 #
 # DDICSlicer
 #
@@ -207,7 +217,7 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._modelsListed:
             self._modelsListed = True
             self.listModels()
-        if self.logic.startDeviceProbe():  # once: which device a translation would use, for the estimate
+        if self.logic.startDeviceProbe(p=self._parameterNode):  # once: the device a run would use, and its speed
             self.timer.start()
 
     def exit(self) -> None:
@@ -272,6 +282,8 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                            else _("Select an ultrasound volume first."))
         browser, _sequence = self.logic.sequenceOf(p.inputVolume)
         self.ui.translateAllFramesCheckBox.enabled = browser is not None and not running
+        if self.logic.requestTiming(p):  # this model on this device not measured yet: measure it in the background
+            self.timer.start()
         self.ui.estimateLabel.text = self.logic.estimateText(p)
         haveBoth = bool(p.inputVolume and p.outputVolume)
         self.ui.sideBySideButton.enabled = haveBoth
@@ -316,7 +328,8 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._readyFor.add(purpose)
             if purpose == "sam":
                 self.logic.stopSegmentationWorker()  # a worker started before the install could not import SAM
-            if self.logic.startDeviceProbe(again=True):  # PyTorch may be new: look for the GPU again
+            self.logic.forgetTimingFailures()  # PyTorch / diffusers may be new: measure again
+            if self.logic.startDeviceProbe(again=True, p=self._parameterNode):  # and look for the GPU again
                 self.timer.start()
         return ready
 
@@ -348,6 +361,9 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self.ensureDependencies("translation"):
             self.updateButtons()
             return
+        if not self.confirmOrientation("translation"):
+            self.updateButtons()
+            return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the translation."), waitCursor=True):
             self.ui.logTextEdit.clear()
             self.logic.startTranslation(self._parameterNode)
@@ -364,7 +380,9 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if result is None:
             return
         if result.state == worker.SUCCEEDED:
-            self.setStatus(result.message())
+            self.setStatus(self.logic.lastTrustWarning or result.message())
+            if self.logic.lastTrustWarning:  # the US model does not represent the frame: say so where it is seen
+                slicer.util.warningDisplay(self.logic.lastTrustWarning, windowTitle="DDICSlicer")
             if p.outputVolume and p.inputVolume:
                 self.sideBySide.show(p.inputVolume, p.outputVolume)
                 self.ui.sideBySideButton.checked = True
@@ -382,6 +400,45 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.setStatus(_("Translation failed."))
             slicer.util.errorDisplay(result.message(), detailedText=self.logic.lastLog, windowTitle="DDICSlicer")
         self.updateButtons()
+
+    # -- head orientation ------------------------------------------------------------------------------------
+    def confirmOrientation(self, purpose: str) -> bool:
+        """Ask which end of the head is frontal when ``purpose`` ("translation" or "width") depends on an
+        orientation that the image does not decide (or on one orientation for all frames of a sequence), and
+        record the answer. False: the user declined (a translation is then not started)."""
+        from DDICSlicerLib.reliability import question_text
+
+        p = self._parameterNode
+        if not p or not p.inputVolume:
+            return True
+        with slicer.util.WaitCursor():
+            orientation = self.logic.orientation(p, purpose)
+        if not orientation.needs_confirmation:
+            return True
+        browser, _sequence = self.logic.sequenceOf(p.inputVolume)
+        frames = browser.GetNumberOfItems() if orientation.source == "sequence" and browser is not None else 1
+        self.logic.showHeadEnds(p, orientation)
+        choice = self.askOrientation(question_text(orientation, frames))
+        if choice is None:
+            self.setStatus(_("Front/back orientation not confirmed: nothing that depends on it is reported."))
+            self.addLog(f"Orientation not confirmed for {purpose}: {orientation.describe()}.")
+            return False
+        self.logic.confirmOrientation(p, choice)
+        return True
+
+    def askOrientation(self, text: str):
+        """"right", "left" or None (cancelled). End 1 on the views is the right end, end 2 the left one."""
+        if slicer.app.testingEnabled():
+            return None  # never block a test run on a dialog
+        box = qt.QMessageBox(slicer.util.mainWindow())
+        box.setWindowTitle("DDICSlicer")
+        box.setIcon(qt.QMessageBox.Question)
+        box.setText(text + "\n\n" + _("End 1 and end 2 are marked on the views."))
+        box.setStandardButtons(qt.QMessageBox.Yes | qt.QMessageBox.No | qt.QMessageBox.Cancel)
+        box.button(qt.QMessageBox.Yes).setText(_("End 1 is frontal"))
+        box.button(qt.QMessageBox.No).setText(_("End 2 is frontal"))
+        answer = box.exec_()
+        return {qt.QMessageBox.Yes: "right", qt.QMessageBox.No: "left"}.get(answer)
 
     # -- head ellipse ----------------------------------------------------------------------------------------
     def onDetectEllipse(self) -> None:
@@ -489,12 +546,16 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # -- segmentation and CNR --------------------------------------------------------------------------------
     def onSegment(self) -> None:
         """Segment from the prompts. Only the SAM backend needs extra packages; the classical one never does."""
+        from DDICSlicerLib import segments
+
         p = self._parameterNode
         if self.logic.segmentationBusy:
             return
         samUnavailable = ""
         if self.logic.wantsSam(p) and not self.ensureDependencies("sam"):
             samUnavailable = _("SAM's Python packages are not installed")
+        if segments.target_by_name(p.target).ventricle:  # its width is checked against where an atrium lies
+            self.confirmOrientation("width")  # declined: the width is then reported as unreliable
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
             self.ui.segmentResultLabel.text = ""
             self.setStatus(_("Segmenting…"))  # before: the outcome may arrive at once (worker gone)
@@ -559,11 +620,18 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         self.segmentationRun = None
         self.probedDevice = None  # what the device probe found (None: not yet)
         self._deviceProbe = None
+        self._probeRequest = None  # (US model, "cpu" | "auto") the running probe times, if any
+        self.timings = {}  # (US model, device kind) → the probe's timing of one network call there
+        self._timingFailed = {}  # (US model, "cpu" | "auto") → why it could not be timed (not retried)
         self._jobContext = None
         self._segmentationDir = None
         self._segmentationImageKey = None
         self._samFallbacks = {}  # SAM load arguments that failed in this worker → why
         self._cnrObserved = []
+        self._orientationCache = None  # (key, Orientation) of the last head found in this process
+        self._headEnds = None  # markups of the two ends of the head's long axis, shown when asking
+        self.lastTrustWarning = ""  # the last translation's warning about untrusted frames ("" if none)
+        self.lastAtrium = None  # the last atrium width's verdict (DDICSlicerLib.reliability.AtriumAssessment)
 
     def getParameterNode(self):
         return DDICSlicerParameterNode(super().getParameterNode())
@@ -594,14 +662,27 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     def deviceProbeRunning(self) -> bool:
         return self._deviceProbe is not None
 
-    def startDeviceProbe(self, again: bool = False) -> bool:
-        """Find the device a translation would use, in the background (torch stays out of Slicer)."""
+    def startDeviceProbe(self, again: bool = False, p=None) -> bool:
+        """Find the device a translation would use, in the background (torch stays out of Slicer).
+
+        With ``p`` the probe also times p's US model on the device p's run would use (Force CPU: the CPU),
+        unless that timing is known; the estimate then multiplies it by the engine's count of network calls.
+        """
         from DDICSlicerLib.device import probe_command
 
         if self._deviceProbe is not None or (self.probedDevice is not None and not again):
             return False
-        self._deviceProbe = worker.WorkerProcess(probe_command(self.pythonExecutable()),
+        model, request = None, None
+        if p is not None and p.usModel:
+            request = (p.usModel, "cpu" if p.forceCpu else "auto")
+            try:
+                model = str(self._resolveModel(p.usModel))
+            except Exception as exc:  # noqa: BLE001 - not downloaded yet: the estimate stays rough, say why once
+                self._timingFailed[(p.usModel, request[1])] = str(exc)
+                model, request = None, None
+        self._deviceProbe = worker.WorkerProcess(probe_command(self.pythonExecutable(), model, bool(p and p.forceCpu)),
                                                  env=self.engineEnvironment(False))
+        self._probeRequest = request
         try:
             self._deviceProbe.start()
         except OSError as exc:
@@ -610,19 +691,49 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
             return False
         return True
 
+    def forgetTimingFailures(self) -> None:
+        self._timingFailed = {}
+
+    def requestTiming(self, p) -> bool:
+        """Time p's US model on the device p's run would use, once per (model, device); True if a probe started.
+
+        Cheap when nothing is to be done (a dictionary look-up), so the panel calls it on every change.
+        """
+        if p is None or self._deviceProbe is not None or self.probedDevice is None:
+            return False
+        if self.probedDevice.get("torch") in (None, "?"):
+            return False  # nothing to time with until PyTorch is installed (then the probe runs again)
+        kind = self.device(p).kind
+        if (p.usModel, kind) in self.timings or (p.usModel, "cpu" if p.forceCpu else "auto") in self._timingFailed:
+            return False
+        return self.startDeviceProbe(again=True, p=p)
+
     def pollDeviceProbe(self) -> bool:
         """True when the probe has just answered."""
         if self._deviceProbe is None or self._deviceProbe.poll() not in worker.FINISHED_STATES:
             return False
         probe, self._deviceProbe = self._deviceProbe, None
+        request, self._probeRequest = self._probeRequest, None
         done = (probe.result.done or {}) if probe.result else {}
+        first = self.probedDevice is None
         if "device" in done:
             self.probedDevice = done["device"]
         else:
             tail = " ".join(probe.log.text.splitlines()[-2:])
             self.probedDevice = {"torch": "?", "cuda": False, "cuda_error": f"device check failed: {tail}"}
-        device = self.device(None)
-        self.log(f"Translation device: {device.label()} {device.note}".strip())
+        if request is not None:
+            timing = done.get("timing")
+            if timing and timing.get("device_kind"):
+                self.timings[(request[0], timing["device_kind"])] = timing
+                self.log(f"Measured {request[0]} on {timing.get('device')}: {1000 * timing['forward_s']:.0f} ms per "
+                         f"network call, {1000 * timing['forward_backward_s']:.0f} ms with its gradient (batch 1).")
+            else:
+                why = done.get("timing_error") or "PyTorch is not installed yet"
+                self._timingFailed[request] = why
+                self.log(f"The time estimate stays rough: {request[0]} could not be timed here ({why}).")
+        if first or request is None:
+            device = self.device(None)
+            self.log(f"Translation device: {device.label()} {device.note}".strip())
         return True
 
     def device(self, p, forceCpu: bool | None = None):
@@ -633,7 +744,8 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         return device_info(self.probedDevice, force_cpu=force)
 
     def estimateText(self, p, forceCpu: bool | None = None) -> str:
-        """Expected time on the device that will be used, naming it (manifest and card read once)."""
+        """Expected time on the device that will be used, naming it (manifest and card read once): the engine's
+        network calls per frame times the probe's measurement of this model there, or a rough FLOP model."""
         from DDICSlicerLib.translation import estimate_text, panel_options
 
         card = self.catalog.card(p.usModel)
@@ -648,7 +760,9 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
             options = panel_options(p.method, p.steps, p.solver, force)
         except Exception as exc:  # noqa: BLE001 - an invalid choice is reported when translating
             return str(exc)
-        return estimate_text(card, options, self.device(p, force), frames)
+        device = self.device(p, force)
+        timing = self.timings.get((p.usModel, device.kind))
+        return estimate_text(card, options, device, frames, timing=timing, measuring=self._deviceProbe is not None)
 
     def ensurePromptNodes(self, p) -> None:
         """Point lists, box and table the panel uses, created once per scene (kept in the parameter node)."""
@@ -693,6 +807,96 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         p.ellipseCurve = show_ellipse(p.inputVolume, ellipse, p.ellipseCurve)
         return ellipse
 
+    # -- head orientation ------------------------------------------------------------------------------------
+    def confirmationNode(self, volumeNode):
+        """Where the user's orientation answer for ``volumeNode`` is recorded: the node itself, or the browser
+        of a sequence (a proxy takes its items' attributes on every step, vtkMRMLNode::CopyContent)."""
+        browser, _sequence = self.sequenceOf(volumeNode)
+        return browser if browser is not None else volumeNode
+
+    def pixelSizeOf(self, p, volumeNode) -> float:
+        """The pixel size in force: the panel's Pixel size when set, else the volume's (square) spacing."""
+        if p.pixelSize:
+            return float(p.pixelSize)
+        spacing = volumeNode.GetSpacing()
+        if abs(spacing[0] - spacing[1]) > 1e-6 * max(spacing[0], spacing[1]):
+            raise ValueError(_("The frame's pixels are not square ({x} × {y} mm); set the Pixel size.").format(
+                x=spacing[0], y=spacing[1]))
+        return float(spacing[0])
+
+    def orientation(self, p, purpose: str = "translation"):
+        """The front/back orientation ``purpose`` depends on (:class:`DDICSlicerLib.reliability.Orientation`).
+
+        ``translation``: the placement ``ddic translate`` will make of this frame (a canonical model-sized
+        frame needs none; all frames of a sequence: "sequence", to be confirmed once, with the shown frame's
+        guess). ``width``: a head transform of the shown frame, for the atrium's checks. The head is found in
+        this process with the engine's own code (about a second; the last answer is cached).
+        """
+        from DDICSlicerLib import reliability
+        from DDICSlicerLib.volumes import parse_ellipse
+
+        node = p.inputVolume
+        confirmed = reliability.confirmed_anterior(self.confirmationNode(node))
+        browser, _sequence = self.sequenceOf(node)
+        allFrames = purpose == "translation" and bool(p.translateAllFrames and browser is not None)
+        if purpose == "translation" and p.anterior in reliability.CHOICES:  # the user's choice, whatever the image
+            return reliability.Orientation("given", p.anterior == "right")
+        if allFrames and confirmed:
+            return reliability.Orientation("confirmed", confirmed == "right")
+        size, mode = reliability.WIDTH_SIZE_PX, "head"
+        if purpose == "translation" and not allFrames:
+            card = self.catalog.card(p.usModel) or {}
+            size, mode = int(card.get("image_size") or reliability.WIDTH_SIZE_PX), "auto"
+        anterior = reliability.effective_anterior(p.anterior, confirmed)
+        ellipse = parse_ellipse(p.ellipse) if p.useEllipse else None
+        key = (mode, size, node.GetID(), node.GetMTime(), p.pixelSize, anterior, ellipse)
+        if self._orientationCache is None or self._orientationCache[0] != key:
+            try:
+                placement = reliability.head_placement(self._framePixels(node), self.pixelSizeOf(p, node), anterior,
+                                                       ellipse, size, mode)
+                found = reliability.orientation_of(placement, p.anterior, confirmed)
+            except Exception as exc:  # noqa: BLE001 - no head: the translation says why; a width is unreliable
+                found = reliability.Orientation("default", error=str(exc))
+            self._orientationCache = (key, found)
+        found = self._orientationCache[1]
+        if allFrames:  # the shown frame's answer is only a suggestion for all frames
+            return reliability.Orientation("sequence", found.anterior_right, found.placement, found.error,
+                                           suggestion=found.source)
+        return found
+
+    def _framePixels(self, node):
+        from DDICSlicerLib.volumes import frame_pixels
+
+        return frame_pixels(node)
+
+    def confirmOrientation(self, p, choice: str) -> str:
+        """Record the user's answer ("right"/"left": which end of the head's long axis is frontal) for the
+        selected frame (or its sequence); later runs and widths of that frame use it. Returns what was recorded."""
+        import time
+
+        from DDICSlicerLib import reliability
+
+        node = self.confirmationNode(p.inputVolume)
+        note = reliability.record_confirmation(node, choice, time.strftime("%Y-%m-%d %H:%M:%S"),
+                                               f"asked by the DDICSlicer panel for {node.GetName()}")
+        self._orientationCache = None
+        self.log(f"Orientation of {node.GetName()}: {note}.")
+        return note
+
+    def showHeadEnds(self, p, orientation) -> None:
+        """Show the head's ellipse and mark the two ends of its long axis ("1": the right end, "2": the left
+        one), so that "which end is frontal" can be answered by looking at the views."""
+        from DDICSlicerLib.volumes import show_ellipse, show_points
+
+        placement = orientation.placement
+        if placement is None or not hasattr(placement.transform, "ellipse"):
+            return
+        ellipse = placement.transform.ellipse
+        p.ellipseCurve = show_ellipse(p.inputVolume, ellipse, p.ellipseCurve)
+        ends = [(ellipse.cx + sign * ellipse.a * float(ellipse.major_axis[0]),
+                 ellipse.cy + sign * ellipse.a * float(ellipse.major_axis[1])) for sign in (1.0, -1.0)]
+        self._headEnds = show_points(p.inputVolume, ends, ["1", "2"], self._headEnds, "DDIC head ends")
+
     # -- translation -----------------------------------------------------------------------------------------
     @property
     def translationRunning(self) -> bool:
@@ -705,6 +909,7 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         panel's choices and passed as one JSON document; the process watches this one (``--watch-parent``)
         and ends if Slicer goes away.
         """
+        from DDICSlicerLib import reliability
         from DDICSlicerLib.translation import TranslationJob, panel_options, panel_placement
         from DDICSlicerLib.volumes import parse_ellipse, write_frame, write_sequence_frames
 
@@ -720,8 +925,14 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         browser, _sequence = self.sequenceOf(inputNode)
         allFrames = bool(p.translateAllFrames and browser is not None)
         options = panel_options(p.method, p.steps, p.solver, p.forceCpu)
-        placement = panel_placement(p.pixelSize, p.anterior,
+        orientation = self.orientation(p, "translation")
+        if orientation.needs_confirmation:
+            raise OrientationNotConfirmed(orientation)
+        anterior = reliability.effective_anterior(
+            p.anterior, reliability.confirmed_anterior(self.confirmationNode(inputNode)))
+        placement = panel_placement(p.pixelSize, anterior,
                                     parse_ellipse(p.ellipse) if (p.useEllipse and not allFrames) else None)
+        self.log(f"Head orientation: {orientation.describe()}.")
         usModel = str(self._resolveModel(p.usModel))
         mriModel = str(self._resolveModel(p.mriModel))
         tempDir = slicer.util.tempDirectory("DDICSlicer")
@@ -744,7 +955,7 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         self.job = worker.WorkerProcess(argv, env=self.engineEnvironment(p.forceCpu), temp_dir=tempDir,
                                         on_log=self.log, on_event=self._onWorkerEvent)
         self._jobContext = {"parameterNode": p, "input": inputNode, "browser": browser,
-                            "sequenceFrames": sequenceFrames}
+                            "sequenceFrames": sequenceFrames, "orientation": orientation}
         self.job.start()
 
     def _onWorkerEvent(self, event: dict) -> None:
@@ -776,15 +987,44 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         return state
 
     def _importResults(self, result, context) -> None:
+        """The result node(s), each marked with its frame's trust number (node attributes, and the name when
+        the US model does not represent the frame) and the orientation used; one log line per frame."""
+        from DDICSlicerLib import reliability
+        from DDICSlicerLib.translation import UNTRUSTED_SUFFIX, frame_trusts, trust_warning
         from DDICSlicerLib.volumes import load_result, results_to_sequence
 
         p, inputNode = context["parameterNode"], context["input"]
-        name = slicer.mrmlScene.GenerateUniqueName(f"{inputNode.GetName()} pseudo-MRI")
+        trusts = frame_trusts(result.done, len(result.outputs))
+        warning = trust_warning(trusts)
+        name = slicer.mrmlScene.GenerateUniqueName(f"{inputNode.GetName()} pseudo-MRI"
+                                                   + (UNTRUSTED_SUFFIX if warning else ""))
+        orientation = context.get("orientation")
+        orientationText = orientation.describe() if orientation is not None else ""
+        attributes = []
+        for trust in trusts:
+            marks = trust.attributes()
+            if orientationText:
+                marks[reliability.ATTRIBUTE_ORIENTATION] = orientationText
+            attributes.append(marks)
         if context["sequenceFrames"] is not None:
-            _sequence, proxy = results_to_sequence(result.outputs, context["sequenceFrames"], context["browser"], name)
+            sequence, proxy = results_to_sequence(result.outputs, context["sequenceFrames"], context["browser"], name,
+                                                  attributes=attributes)
+            untrusted = [str(i + 1) for i, t in enumerate(trusts) if t.trusted is False]
+            sequence.SetAttribute("DDIC.UntrustedFrames", ", ".join(untrusted) if untrusted else "none")
             p.outputVolume = proxy
+            labels = [f"Item {i + 1}" for i in range(len(trusts))]
         else:
             p.outputVolume = load_result(result.outputs[0], inputNode, name)
+            for key, value in attributes[0].items():
+                p.outputVolume.SetAttribute(key, value)
+            labels = [inputNode.GetName()]
+        for label, trust in zip(labels, trusts):
+            self.log(trust.line(label))
+            if trust.orientation_source == "default":  # the engine had to assume: should not happen after the check
+                self.log(f"{label}: WARNING front/back orientation undecided from the image; the default was used.")
+        self.lastTrustWarning = warning
+        if warning:
+            self.log(warning)
         self.log(result.message())
 
     def cancelTranslation(self) -> None:
@@ -910,9 +1150,9 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
                     t=target.name, b=result.get("backend", load["backend"]), s=float(result.get("score") or 0.0),
                     n=int(np.count_nonzero(mask)))
                 if target.ventricle:
-                    width = segments.atrium_width_mm(mask, usNode, p.pixelSize or None)
-                    if width is not None:
-                        summary += _(", atrium width {w:.1f} mm").format(w=width.width_mm)
+                    assessment = self.assessAtrium(p, mask, usNode, sourceNode, target, box)
+                    summary += ", " + assessment.text()
+                    self.log(f"{target.name}: {assessment.text()}")
                 notes = run.notes
                 if notes and load["backend"] == "sam":
                     self._samFallbacks[json.dumps(load, sort_keys=True)] = notes[-1]
@@ -937,6 +1177,25 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
             run.notes.append(note)
         self.segmentationRun = run
         run.start()
+
+    def assessAtrium(self, p, mask, usNode, sourceNode, target, box=None):
+        """The atrium width of a ventricle mask and the engine's verdict on it (DDICSlicerLib.reliability): a
+        width only when the region is a plausible atrium, else "not reported — unreliable" and why. Recorded
+        on the segmentation node (a saved scene keeps it)."""
+        from DDICSlicerLib import reliability
+        from DDICSlicerLib.volumes import frame_pixels
+
+        try:
+            orientation = self.orientation(p, "width")
+            segmented = frame_pixels(sourceNode) if sourceNode is not usNode else None
+            assessment = reliability.assess_atrium_mask(mask, frame_pixels(usNode), segmented, orientation,
+                                                        distal=target.key == "distal_ventricle", box=box)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run is no licence to report the width
+            assessment = reliability.unreliable(f"the region could not be checked: {exc}")
+        self.lastAtrium = assessment
+        if p.segmentationNode:
+            p.segmentationNode.SetAttribute(f"DDIC.AtriumWidth.{target.key}", assessment.text())
+        return assessment
 
     def _newSegmentation(self, p, usNode):
         node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "DDIC segmentation")
@@ -1107,6 +1366,9 @@ class DDICSlicerTest(ScriptedLoadableModuleTest):
         logic.shutdown()
         self.assertEqual(len(results), 1, "exactly one outcome per Segment click")
         self.assertEqual(results[0][0], "succeeded", results[0][1])
+        # the region grown from this point lies in the front half of the head, not where an atrium is: its width
+        # is withheld with the reasons (DDICSlicerLib.reliability), never reported as a result
+        self.assertIn("atrium width not reported", results[0][1])
         segmentId = p.segmentationNode.GetSegmentation().GetSegmentIdBySegmentName(TARGET_NAMES[0])
         mask = slicer.util.arrayFromSegmentBinaryLabelmap(p.segmentationNode, segmentId, usNode)
         self.assertGreater(int(mask.sum()), 500)

@@ -101,6 +101,20 @@ class Node:
     def GetMTime(self):
         return 1
 
+    def GetScene(self):
+        return self.scene
+
+    # Libs/MRML/Core/vtkMRMLNode.cxx: string attributes, written into the scene file, copied by CopyContent
+    def SetAttribute(self, name, value):
+        attributes = self.__dict__.setdefault("attributes", {})
+        if value is None:
+            attributes.pop(name, None)
+        else:
+            attributes[name] = str(value)
+
+    def GetAttribute(self, name):
+        return self.__dict__.get("attributes", {}).get(name)
+
 
 class TransformNode(Node):
     """A linear vtkMRMLTransformNode: ``to_parent`` (4×4) under an optional parent transform."""
@@ -328,6 +342,18 @@ class MarkupsNode(Node):
     def SetLocked(self, value):
         self.locked = bool(value)
 
+    def RemoveAllControlPoints(self):
+        self.points, self.statuses = [], []
+        self.labels = []
+
+    def AddControlPointWorld(self, x, y, z, label=""):
+        """vtkMRMLMarkupsNode::AddControlPointWorld(x, y, z, label): a defined point given in world coordinates."""
+        inv = np.linalg.inv(to_world_of(self))
+        self.points.append((inv @ np.array([x, y, z, 1.0]))[:3])
+        self.statuses.append(self.PositionDefined)
+        self.__dict__.setdefault("labels", []).append(label)
+        return len(self.points) - 1
+
     def CreateDefaultDisplayNodes(self):
         self.display = DisplayNode()
 
@@ -395,6 +421,7 @@ class SequenceNode(Node):
     def SetDataNodeAtValue(self, node, value):
         copy = VolumeNode(np.array(node.array), name=node.name)
         copy.SetIJKToRASMatrix(Matrix4x4(node.ijk_to_ras()))
+        copy.attributes = dict(getattr(node, "attributes", {}))  # DeepCopyNodeToScene → CopyContent
         copy.scene = self.sequence_scene
         self.entries.append((str(value), copy))
         return copy
@@ -451,6 +478,7 @@ class SequenceBrowserNode(Node):
             if proxy is not None and i < sequence.GetNumberOfDataNodes():
                 item = sequence.GetNthDataNode(i)
                 proxy.array = np.array(item.array)
+                proxy.attributes = dict(getattr(item, "attributes", {}))  # CopyContent replaces them
                 proxy.SetIJKToRASMatrix(Matrix4x4(item.ijk_to_ras()))
 
     def GetPlaybackActive(self):

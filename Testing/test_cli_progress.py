@@ -72,6 +72,24 @@ def test_json_lines_progress_and_done(frame, random_models, tmp_path, capsys):
     assert "translated" not in captured.err  # the summary is in the done event, stdout is only JSON
 
 
+@pytest.mark.parametrize("threshold", [1e-6, 10.0], ids=["flagged", "trusted"])
+def test_done_event_carries_each_frames_trust_number(frame, random_models, tmp_path, capsys, monkeypatch, threshold):
+    """The panel logs each frame's US round trip and marks an untrusted pseudo-MRI: the done event carries
+    the number, the threshold and the verdict for every output, as translate.json records them."""
+    import ddic.translate.engine as engine
+
+    monkeypatch.setattr(engine, "round_trip_threshold", lambda card, solver, steps: (threshold, "test"))
+    out = tmp_path / "out"
+    assert main(translate_args(frame, random_models, out, 3)) == 0
+    done = events_of(capsys.readouterr().out)[-1]
+    (summary,) = done["frames"]
+    record = json.loads((out / "translate.json").read_text())["frames"][0]
+    assert summary["pseudo_mri"] == done["outputs"][0] and summary["trust_threshold"] == threshold
+    assert summary["us_round_trip_rmse"] == record["us_round_trip_rmse"] > 0.0
+    assert summary["trusted"] is record["trusted"] is (threshold == 10.0)
+    assert "orientation_source" in summary  # a square-fit frame has no head orientation: None
+
+
 def test_input_and_model_errors_are_typed_events(frame, random_models, tmp_path, capsys):
     us, mri = random_models
     assert main(translate_args(tmp_path / "missing.png", random_models, tmp_path / "o")) == 2

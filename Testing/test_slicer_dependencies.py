@@ -215,6 +215,14 @@ def test_light_self_test_helpers_run_with_only_what_slicer_bundles(tmp_path):
         node = si.SegmentationNode()
         segments.write_mask(node, segments.TARGETS[0], np.ones((540, 800), np.uint8), us)
         assert segments.atrium_width_mm(np.zeros((540, 800), bool), us) is None
+        from DDICSlicerLib import reliability  # the width's checks and the orientation, in Slicer's process
+        placement = reliability.head_placement(pixels[0], spacing, "auto", None, mode="head")
+        orientation = reliability.orientation_of(placement, "auto", None)
+        assert orientation.source == "heuristic", orientation
+        region = np.zeros((540, 800), bool)
+        region[254:267, 490:511] = True  # where the self-test prompts: in the front half, not an atrium
+        verdict = reliability.assess_atrium_mask(region, pixels[0], None, orientation, distal=False)
+        assert verdict.width_mm is None and verdict.candidate_width_mm and verdict.reasons, verdict
         print(json.dumps({{"cnr": paired.us.cnr}}))
     """))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=blocked_env(),

@@ -112,13 +112,60 @@ def test_estimate_is_for_the_device_that_will_be_used_and_names_it():
     assert "NVIDIA RTX A4000 (CUDA, 14.0 of 16.0 GB free)" in on_gpu and "CPU" not in on_gpu
     on_cpu = translation.estimate_text(CARD, options, device.device_info(GPU, force_cpu=True, cpu_count=2))
     assert "this CPU (2 cores)" in on_cpu and "Force CPU" in on_cpu and "NVIDIA" not in on_cpu
-    # BENCHMARKS.md: tiny @ 64 px, N = 100, 2 cores: DDIB 12.0 s, faithful DDIC 37.2 s per frame (measured)
-    ddib = translation.estimate_seconds(CARD, translation.panel_options("ddib", 100, "ddim", True), cpu_count=2)
-    ddic = translation.estimate_seconds(CARD, options, cpu_count=2)
-    assert 6.0 <= ddib <= 24.0 and 18.0 <= ddic <= 75.0 and ddic / ddib == pytest.approx(2.5)
-    assert translation.estimate_seconds(CARD, options, gpu=True) < ddib
     assert "for 3 frames" in translation.estimate_text(CARD, options, device.device_info(None, cpu_count=2), 3)
     assert "unavailable" in translation.estimate_text({}, options, device.device_info(GPU))
+
+
+def test_estimate_is_the_engines_calls_times_the_measured_call():
+    """Measured: Σ calls × the probe's time of one call on this device; the solver, N, mode and the round-trip
+    check change the calls (TranslateOptions.network_evaluations), the model and device change the time."""
+    timing = {"device_kind": "cpu", "forward_s": 0.02, "forward_backward_s": 0.05}
+    faithful = translation.panel_options("ddic", 100, "dpmpp2m", True)  # 400 calls, 100 of them with a gradient
+    estimate = translation.estimate_seconds({}, faithful, timing=timing)  # no preset needed once measured
+    assert estimate.measured and estimate.calls == (400, 100)
+    assert estimate.seconds == pytest.approx(300 * 0.02 + 100 * 0.05)
+    ddib = translation.estimate_seconds({}, translation.panel_options("ddib", 100, "ddim", True), timing=timing)
+    assert ddib.calls == (300, 0) and ddib.seconds == pytest.approx(300 * 0.02)  # encode, decode, round trip
+    text = translation.estimate_text({}, faithful, device.device_info(GPU, force_cpu=True, cpu_count=2), 1, timing)
+    assert "≈ 11 s on this CPU (2 cores)" in text and "measured: 20 ms per network call, 50 ms" in text
+    assert "rough" not in text
+
+
+def test_rough_estimate_before_torch_knows_slim_and_counts_the_round_trip():
+    """Without a measurement (no PyTorch yet): GFLOP per call (torch.utils.flop_counter, as
+    benchmarks/translate.py measures it) over an assumed throughput, labelled rough — for every preset and
+    size the models come in, the new 64-px ``slim`` demo models included."""
+    for preset in ("slim", "tiny", "small", "paper"):
+        for size in (64, 128):
+            assert translation.estimate_seconds({"preset": preset, "image_size": size},
+                                                translation.panel_options("ddic", 50, "ddim", True)) is not None
+    slim = {"preset": "slim", "image_size": 64}
+    no_torch = device.device_info({"torch": None, "error": "No module named 'torch'"}, cpu_count=2)
+    text = translation.estimate_text(slim, translation.panel_options("ddic", 100, "ddim", False), no_torch)
+    assert "rough" in text and "this CPU (2 cores)" in text and "PyTorch is not installed yet" in text
+    # tiny @ 64 px, N = 100, 2 cores, no round trip (BENCHMARKS.md, measured): DDIB 12.0 s, faithful DDIC 37.2 s
+    tiny = {"preset": "tiny", "image_size": 64}
+    options = dict(method="ddib", steps=100, device="cpu", round_trip_check=False)
+    ddib = translation.estimate_seconds(tiny, TranslateOptions(**options), cpu_count=2)
+    ddic = translation.estimate_seconds(tiny, TranslateOptions(**{**options, "method": "ddic"}), cpu_count=2)
+    assert not ddib.measured and 6.0 <= ddib.seconds <= 24.0 and 18.0 <= ddic.seconds <= 75.0
+    checked = translation.estimate_seconds(tiny, TranslateOptions(**{**options, "round_trip_check": True}),
+                                           cpu_count=2)
+    assert checked.seconds == pytest.approx(1.5 * ddib.seconds)  # DDIB 2N → 3N with the trust number
+    assert translation.estimate_seconds(tiny, translation.panel_options("ddic", 100, "ddim", False), gpu=True
+                                        ).seconds < ddib.seconds
+    assert translation.estimate_seconds({"preset": "tiny", "image_size": 96},
+                                        TranslateOptions(**options), cpu_count=2).seconds == pytest.approx(
+        ddib.seconds * (96 / 64) ** 2, rel=0.01)
+
+
+def test_probe_times_the_model_on_the_device_a_run_would_use(random_models):
+    """One batch-1 forward and one forward + input-gradient backward, a few repetitions within a budget."""
+    timing = device.time_network(random_models[0], "cpu", repeats=2, budget_s=0.5)
+    assert timing["device_kind"] == "cpu" and timing["batch"] == 1 and timing["image_size"] == 32
+    assert 0 < timing["forward_s"] and 0 < timing["forward_backward_s"] and 1 <= min(timing["repeats"])
+    assert device.probe_command("py", "/m/us", cpu=True) == ["py", "-m", "DDICSlicerLib.device", "--model", "/m/us",
+                                                            "--cpu"]
 
 
 @pytest.mark.parametrize("probed,expected", [
@@ -137,15 +184,18 @@ def test_device_notes_say_what_was_found(probed, expected):
     assert info.kind == ("cuda" if probed and probed.get("cuda") else "cpu")
 
 
-def test_device_probe_runs_in_its_own_process():
+def test_device_probe_runs_in_its_own_process(random_models):
     env = translation.engine_environment(REPO / "DDICSlicer")
-    out = subprocess.run(device.probe_command(sys.executable), capture_output=True, text=True, env=env,
-                         check=True, timeout=300).stdout
+    env.update(OMP_NUM_THREADS="1")
+    out = subprocess.run(device.probe_command(sys.executable, str(random_models[0]), cpu=True), capture_output=True,
+                         text=True, env=env, check=True, timeout=300).stdout
     event = process.parse_line(out.strip().splitlines()[-1])
     assert event["event"] == "done" and event["device"]["torch"] is not None
     assert isinstance(event["device"]["cuda"], bool)
     info = device.device_info(event["device"])
     assert info.kind in ("cuda", "cpu") and info.label()
+    timing = event["timing"]  # the model, timed on the CPU as Force CPU asks
+    assert timing["device_kind"] == "cpu" and timing["forward_s"] > 0 and timing["forward_backward_s"] > 0
 
 
 def test_catalog_reads_manifest_and_card_once():
@@ -365,4 +415,6 @@ def test_estimate_reads_nothing_per_parameter_change_and_the_job_watches_slicer(
     start = ast.unparse(panel_function("DDICSlicerLogic", "startTranslation"))
     assert "watch_parent=os.getpid()" in start and "panel_options(" in start and "panel_placement(" in start
     enter = ast.unparse(panel_function("DDICSlicerWidget", "enter"))
-    assert "startDeviceProbe()" in enter  # the device is found up front, not at the first run
+    assert "startDeviceProbe(p=self._parameterNode)" in enter  # the device is found up front, and timed
+    buttons = ast.unparse(panel_function("DDICSlicerWidget", "updateButtons"))
+    assert "requestTiming(p)" in buttons  # another model or Force CPU: measured once in the background

@@ -8,7 +8,7 @@ from ddic.diffusion.denoisers import GaussianDenoiser, UNetDenoiser
 from ddic.errors import DDICInputError, DDICModelError
 from ddic.io.modelfile import load_model
 from ddic.translate.engine import Translator, translate_tensor
-from ddic.translate.options import MODES, TranslateOptions
+from ddic.translate.options import METHODS, MODES, SOLVERS, TranslateOptions, grid_timesteps
 
 from conftest import TEST_SIZE
 
@@ -129,6 +129,43 @@ def test_network_evaluations_per_step(method, mode, forward, backward, check, sc
     assert us.counter.forward + mri.counter.forward == (forward + extra) * 10
     assert us.counter.backward + mri.counter.backward == backward * 10
     assert (trace.us_reconstruction is not None) == (check or (method, mode) == ("ddic", "faithful"))
+
+
+@pytest.mark.parametrize("window", [(0, 999), (100, 600)], ids=["every level guided", "guide window"])
+@pytest.mark.parametrize("check", [False, True], ids=["no check", "round-trip check"])
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method", METHODS)
+def test_network_evaluations_predicts_the_counted_calls(method, mode, solver, check, window, schedule, source):
+    """TranslateOptions.network_evaluations (torch-free: the Slicer panel's time estimate multiplies it by
+    the measured cost of one call) against the calls counted on a real run, for every combination."""
+    us, mri = GaussianDenoiser(0.1, 0.2, schedule.alpha_bar), GaussianDenoiser(-0.2, 0.3, schedule.alpha_bar)
+    options = TranslateOptions(method=method, mode=mode, solver=solver, steps=7, round_trip_check=check,
+                               guide_t_min=window[0], guide_t_max=window[1])
+    translate_tensor(source, us, mri, schedule, options)
+    counted = (us.counter.forward + mri.counter.forward, us.counter.backward + mri.counter.backward)
+    predicted = options.network_evaluations()
+    assert tuple(predicted) == counted
+    assert predicted.plain_forward == counted[0] - counted[1]
+
+
+def test_network_evaluations_match_the_counts_of_the_modes_table():
+    """ddib 2N; faithful 4N + N backward; cached 3N + N; cheap 2N; + N for the round trip except faithful."""
+    n = 50
+    for (method, mode), (forward, backward) in {("ddib", "faithful"): (2, 0), ("ddic", "faithful"): (4, 1),
+                                                ("ddic", "cached"): (3, 1), ("ddic", "cheap"): (2, 0)}.items():
+        plain = TranslateOptions(method=method, mode=mode, steps=n, round_trip_check=False)
+        checked = TranslateOptions(method=method, mode=mode, steps=n, round_trip_check=True)
+        assert tuple(plain.network_evaluations()) == (forward * n, backward * n)
+        extra = 0 if (method, mode) == ("ddic", "faithful") else n
+        assert tuple(checked.network_evaluations()) == (forward * n + extra, backward * n)
+    with pytest.raises(DDICInputError, match="cyclegan"):
+        TranslateOptions(method="cyclegan").network_evaluations()
+
+
+@pytest.mark.parametrize("steps", [2, 3, 7, 10, 50, 100, 333, 999, 1000])
+def test_torch_free_grid_is_the_schedule_grid(steps, schedule):
+    assert grid_timesteps(steps) == [int(t) for t in schedule.grid(steps).timesteps]
 
 
 def test_trust_number_is_the_head_round_trip_of_the_us_model(schedule):

@@ -7,6 +7,12 @@ so :func:`probe` runs in a short background process (``python -m DDICSlicerLib.d
 one JSON event line, ``{"event": "done", "device": {...}}``, which the panel reads with its usual
 :class:`~DDICSlicerLib.process.WorkerProcess`. :func:`device_info` turns that answer (or its absence)
 into a :class:`DeviceInfo` for the choices on the panel (Force CPU).
+
+Given ``--model PATH`` the probe also times that (US) model's network on the device a translation would use
+(:func:`time_network`: one batch-1 forward and one forward + input-gradient backward, as the translation
+calls it, a few repetitions within :data:`TIMING_BUDGET_S`), so the panel's estimate is the engine's count of
+network calls per frame times the measured cost of one call on this machine (``DDICSlicerLib.translation``).
+``--cpu`` times on the CPU while still reporting the GPU (Force CPU).
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import sys
 from dataclasses import dataclass
 
 GIB = 1024 ** 3
+TIMING_BUDGET_S = 3.0
+"""Seconds of repeated timing per kind of call (after one warm-up call); at least one repetition is made."""
+TIMING_REPEATS = 5
 LOW_GPU_MEMORY_BYTES = 2 * GIB  # below this much free memory a translation may run out of GPU memory
 
 
@@ -59,8 +68,78 @@ def probe() -> dict:
     return info
 
 
-def probe_command(python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "DDICSlicerLib.device"]
+def probe_command(python: str | None = None, model: str | None = None, cpu: bool = False) -> list[str]:
+    argv = [python or sys.executable, "-m", "DDICSlicerLib.device"]
+    if model:
+        argv += ["--model", str(model)]
+    if cpu:
+        argv.append("--cpu")
+    return argv
+
+
+def _median_seconds(call, synchronise, repeats: int, budget_s: float) -> tuple[float, int]:
+    import time
+
+    call()  # warm-up: first-call allocations, kernel selection
+    synchronise()
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < max(1, repeats) and (not times or spent < budget_s):
+        start = time.perf_counter()
+        call()
+        synchronise()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    times.sort()
+    return times[len(times) // 2], len(times)
+
+
+def time_network(model, device: str = "auto", repeats: int = TIMING_REPEATS,
+                 budget_s: float = TIMING_BUDGET_S) -> dict:
+    """Seconds of one batch-1 forward and one forward + input-gradient backward of ``model``'s network.
+
+    ``model``: a model folder or card (the US model: the translation's calls are mostly of the same network
+    size). The network is built from the card with untrained weights (same architecture, same cost; the
+    weights need not be read) and called exactly as the translation calls it: the engine's
+    :class:`~ddic.diffusion.denoisers.UNetDenoiser` on the device :func:`ddic.translate.device.select_device`
+    picks, in bf16 on CUDA as ``--precision auto`` does.
+    """
+    import torch
+    from ddic.diffusion.denoisers import UNetDenoiser
+    from ddic.diffusion.networks import build_unet
+    from ddic.translate.device import configure_backends, select_device, use_bf16
+
+    from .translation import read_model_card
+
+    card = read_model_card(model)
+    if not card.get("network") or not card.get("image_size"):
+        raise ValueError(f"{model}: the model card does not describe its network and size.")
+    target = select_device(device)
+    configure_backends(target)
+    size = int(card["image_size"])
+    denoiser = UNetDenoiser(build_unet(card["network"]), target, bf16=use_bf16("auto", target),
+                            prediction=(card.get("schedule") or {}).get("prediction", "epsilon"))
+    x = torch.randn(1, 1, size, size, device=target)
+    t = 500
+
+    def synchronise() -> None:
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+
+    def forward() -> None:
+        with torch.no_grad():
+            denoiser(x, t)
+
+    def forward_backward() -> None:
+        leaf = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad(denoiser(leaf, t).sum(), leaf)
+
+    forward_s, n_forward = _median_seconds(forward, synchronise, repeats, budget_s)
+    both_s, n_both = _median_seconds(forward_backward, synchronise, repeats, budget_s)
+    return {"device_kind": target.type, "device": str(target), "image_size": size, "preset": card.get("preset"),
+            "forward_s": forward_s, "forward_backward_s": both_s, "repeats": [n_forward, n_both],
+            "threads": torch.get_num_threads(), "batch": 1}
 
 
 def device_info(probed: dict | None, force_cpu: bool = False, cpu_count: int | None = None) -> DeviceInfo:
@@ -94,8 +173,20 @@ def device_info(probed: dict | None, force_cpu: bool = False, cpu_count: int | N
     return DeviceInfo("cpu", cpu, cores, note=note)
 
 
-def main() -> int:
-    print(json.dumps({"event": "done", "device": probe()}), flush=True)
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="DDICSlicerLib.device", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="also time this model's network (folder or card)")
+    parser.add_argument("--cpu", action="store_true", help="time on the CPU (Force CPU)")
+    args = parser.parse_args(argv)
+    event: dict = {"event": "done", "device": probe()}
+    if args.model and event["device"].get("torch"):
+        try:
+            event["timing"] = time_network(args.model, "cpu" if args.cpu else "auto")
+        except Exception as exc:  # noqa: BLE001 - no diffusers yet, a broken card: the estimate stays rough
+            event["timing_error"] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(event), flush=True)
     return 0
 
 

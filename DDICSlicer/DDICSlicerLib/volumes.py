@@ -160,7 +160,7 @@ def place_beside(node, reference_node) -> None:
     hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), parent)
 
 
-def results_to_sequence(paths: list, frames: list, browser, name: str):
+def results_to_sequence(paths: list, frames: list, browser, name: str, attributes: list | None = None):
     """Translated frames → a new sequence synchronised with ``browser`` (same index values and geometry).
 
     ``frames`` are the :class:`SequenceFrame` s the inputs were written as. Each result is copied into
@@ -175,9 +175,11 @@ def results_to_sequence(paths: list, frames: list, browser, name: str):
     sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
     sequence.SetIndexName(master.GetIndexName())
     sequence.SetIndexUnit(master.GetIndexUnit())
-    for path, frame in zip(paths, frames):
+    for index, (path, frame) in enumerate(zip(paths, frames)):
         item = slicer.vtkMRMLScalarVolumeNode()
         item.SetName(name)
+        for key, value in (attributes[index] if attributes else {}).items():
+            item.SetAttribute(key, value)  # copied into the sequence, and into the proxy as it steps (CopyContent)
         slicer.util.updateVolumeFromArray(item, read_pixels(path))
         item.SetIJKToRASMatrix(_matrix(frame.ijk_to_ras))
         sequence.SetDataNodeAtValue(item, frame.index_value)
@@ -251,6 +253,34 @@ def show_ellipse(volume_node, ellipse, curve_node=None):
     curve_node.SetControlPointPositionsWorld(points)
     curve_node.SetLocked(True)
     return curve_node
+
+
+def pixels_to_world(volume_node, points_xy) -> list:
+    """Frame pixels (x = column, y = row) → world positions: the volume's IJK→RAS, then its parent transforms
+    (as :func:`show_ellipse` does)."""
+    import slicer
+    import vtk
+
+    ijk_to_ras_matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(ijk_to_ras_matrix)
+    to_world = vtk.vtkGeneralTransform()
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(volume_node.GetParentTransformNode(), None, to_world)
+    return [to_world.TransformPoint(ijk_to_ras_matrix.MultiplyPoint([float(x), float(y), 0.0, 1.0])[:3])
+            for x, y in points_xy]
+
+
+def show_points(volume_node, points_xy, labels, node=None, name: str = "DDIC points"):
+    """Labelled points over the frame (pixels), in a locked point list (made when ``node`` is None)."""
+    import slicer
+
+    if node is None or node.GetScene() is None:
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", name)
+        node.CreateDefaultDisplayNodes()
+    node.RemoveAllControlPoints()
+    for position, label in zip(pixels_to_world(volume_node, points_xy), labels):
+        node.AddControlPointWorld(*position, label)
+    node.SetLocked(True)
+    return node
 
 
 def ellipse_text(ellipse) -> str:

@@ -86,7 +86,10 @@ def add_run_options(add: Callable, defaults, device_choices, intensity_choices) 
 # background process) reads one JSON object per line on stdout:
 #   {"event": "start", ...}                                   what is about to run (device, frame count)
 #   {"event": "progress", "done": d, "total": t, "message": m}
-#   {"event": "done", "outputs": [...], ...}                  the files written, in input order
+#   {"event": "done", "outputs": [...], ...}                  the files written, in input order; for
+#                                                             translate also "frames": per output its trust
+#                                                             number (us_round_trip_rmse, trust_threshold,
+#                                                             trusted) and orientation_source
 #   {"event": "error", "type": "oom"|"input"|"model"|"internal", "message": m}
 # Human-readable text goes to stderr so stdout stays parseable. Exit codes: 0 done, 2 input/model error
 # (as the plain CLI), 3 out of memory (the caller may retry on the CPU), 1 internal error (traceback on

@@ -152,10 +152,26 @@ def translate_all(args) -> int:
         if json_mode:
             emit_event("done", outputs=[str(p) for p in run.outputs], previews=[str(p) for p in run.previews],
                        report=str(run.report_path), device=str(translator.device), seconds=round(run.seconds, 3),
-                       kept=run.kept, notes=run.notes, message=summary)
+                       kept=run.kept, notes=run.notes, frames=frame_summaries(run), message=summary)
         else:
             print(summary)
     return 0
+
+
+def frame_summaries(run) -> list[dict]:
+    """Per output frame, in the order of ``outputs``: its trust number and how its head was oriented, from its
+    record in ``translate.json`` (the Slicer panel logs the number and marks an untrusted pseudo-MRI)."""
+    records = {str(Path(r["pseudo_mri"])): r for r in run.report.get("frames", [])}
+    threshold = run.report.get("trust_threshold")
+    summaries = []
+    for output in run.outputs:
+        record = records.get(str(output), {})
+        placement = record.get("placement") or {}
+        summaries.append({"pseudo_mri": str(output), "frame": record.get("frame"),
+                          "us_round_trip_rmse": record.get("us_round_trip_rmse"), "trust_threshold": threshold,
+                          "trusted": record.get("trusted"), "orientation_source": placement.get("orientation_source"),
+                          "anterior_right": placement.get("anterior_right")})
+    return summaries
 
 
 def load_translator(args, options: TranslateOptions):

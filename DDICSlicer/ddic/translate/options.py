@@ -11,6 +11,7 @@ and hands them to the translation process as JSON (:meth:`TranslateOptions.to_di
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 from ..diffusion.constants import MIN_STEPS, NUM_TRAIN_TIMESTEPS, SOLVERS
 from ..errors import DDICInputError
@@ -22,7 +23,8 @@ BASELINE_METHODS = ("cyclegan",)
 ALL_METHODS = METHODS + BASELINE_METHODS
 MODES = ("faithful", "cached", "cheap")
 __all__ = ["ALL_METHODS", "BASELINE_METHODS", "CORRELATION_SIGNS", "DEFAULT_STEPS", "METHODS", "MIN_STEPS", "MODES",
-           "MODE_NOTES", "NUM_TRAIN_TIMESTEPS", "GUIDANCE_MEASURES", "PAPER_LR", "PRECISIONS", "SOLVERS", "TranslateOptions"]
+           "MODE_NOTES", "NUM_TRAIN_TIMESTEPS", "GUIDANCE_MEASURES", "NetworkEvaluations", "PAPER_LR", "PRECISIONS",
+           "SOLVERS", "TranslateOptions"]
 CORRELATION_SIGNS = ("+1", "-1", "abs")
 GUIDANCE_MEASURES = ("pearson", "lncc2")
 """What the guided step pulls on: the paper's global Pearson r of the median-filtered chains, or (beyond the
@@ -41,6 +43,33 @@ MODE_NOTES = {
     "cached": "US chain taken from the encoder's trajectory (exact in the ODE limit), otherwise faithful (≈4N)",
     "cheap": "cached US chain, no network derivative (diagonal Jacobian estimate), first-order update (≈2N; an approximation)",
 }
+
+
+class NetworkEvaluations(NamedTuple):
+    """Network calls per frame of one translation (what ``EvaluationCounter`` counts on a real run).
+
+    ``forward`` counts every call of a network, including the ``backward`` calls whose input gradient is
+    taken afterwards (a guided MRI step); so a frame costs ``forward − backward`` plain forwards plus
+    ``backward`` forward+input-backward passes.
+    """
+
+    forward: int
+    backward: int
+
+    @property
+    def plain_forward(self) -> int:
+        return self.forward - self.backward
+
+
+def grid_timesteps(steps: int, num_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
+    """The N timesteps a translation visits, as :func:`ddic.diffusion.schedule.spaced_timesteps` makes them
+    (a test keeps the two equal) but without numpy: 0 … T−1 at a fractional stride, each rounded."""
+    stride = (num_timesteps - 1) / (steps - 1)
+    positions, cursor = [], 0.0
+    for _ in range(steps):
+        positions.append(round(cursor))
+        cursor += stride
+    return positions
 
 
 @dataclass
@@ -122,6 +151,35 @@ class TranslateOptions:
 
     def guides(self, t: int) -> bool:
         return self.guide_t_min <= t <= self.guide_t_max
+
+    def network_evaluations(self) -> NetworkEvaluations:
+        """Network calls per frame of a diffusion translation with these options (batch-independent).
+
+        N steps, G of them guided (grid timesteps inside the guide window): the US encode is N forwards;
+        DDIB decodes with N MRI forwards. DDIC ``faithful`` adds the parallel US chain (N) and, per guided
+        level, an MRI forward whose input gradient is taken and the recomputed step (2 forwards, 1 backward;
+        an unguided level is one forward); ``cached`` takes the US chain from the encoder; ``cheap`` has one
+        MRI forward per level and no network backward. The round-trip check (the trust number) is one more
+        US decode (N) except in faithful DDIC, whose US chain is that decode. The solvers make one network
+        evaluation per step (``ddim`` and the multistep ``dpmpp2m`` alike). ``Testing/test_translate.py``
+        compares this with the evaluations counted on real runs for every combination.
+        """
+        if self.method not in METHODS:
+            raise DDICInputError(f"--method {self.method} does not translate with diffusion models.")
+        n = self.steps
+        guided = sum(1 for t in grid_timesteps(n) if self.guides(t)) if self.method == "ddic" else 0
+        if self.method == "ddib":
+            forward, backward = 2 * n, 0
+        elif self.mode == "faithful":
+            forward, backward = 3 * n + guided, guided
+        elif self.mode == "cached":
+            forward, backward = 2 * n + guided, guided
+        else:  # cheap
+            forward, backward = 2 * n, 0
+        us_chain_is_the_check = self.method == "ddic" and self.mode == "faithful"
+        if self.round_trip_check and not us_chain_is_the_check:
+            forward += n
+        return NetworkEvaluations(forward, backward)
 
     def to_dict(self) -> dict:
         return asdict(self)
