@@ -191,6 +191,7 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentButton.connect("clicked(bool)", self.onSegment)
         self.ui.cancelSegmentButton.connect("clicked(bool)", self.onCancelSegment)
         self.ui.clearPromptsButton.connect("clicked(bool)", self.onClearPrompts)
+        self.ui.autoPromptsButton.connect("clicked(bool)", self.onAutoPrompts)
         self.ui.updateCnrButton.connect("clicked(bool)", self.onUpdateCnr)
 
         self.ui.progressBar.setVisible(False)
@@ -590,6 +591,16 @@ class DDICSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for node in (p.positivePoints, p.negativePoints, p.promptBox):
             if node:
                 node.RemoveAllControlPoints()
+
+    def onAutoPrompts(self) -> None:
+        """Atlas prompts for the distal atrium; they depend on the orientation, so an undecided one is asked first."""
+        p = self._parameterNode
+        if not p or not p.inputVolume or not self.confirmOrientation("width"):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not place automatic prompts."), waitCursor=True):
+            self.logic.placeAutomaticPrompts(p)
+            self.setStatus(_("Prompts placed on the distal atrium from the atlas (a guess about this head): "
+                             "press Segment; the width is reported only if the region is a plausible atrium."))
 
     def onUpdateCnr(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not compute the CNR."), waitCursor=True):
@@ -1196,6 +1207,36 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         if p.segmentationNode:
             p.segmentationNode.SetAttribute(f"DDIC.AtriumWidth.{target.key}", assessment.text())
         return assessment
+
+    def placeAutomaticPrompts(self, p):
+        """An inside point and a box on the distal lateral-ventricle atrium, from the ventricle atlas fitted to the
+        head (``ddic.data.ventricle_atlas``, the prompts ``ddic demo`` segments with), put into the panel's
+        prompt markups so the user sees and may move them; the target becomes the distal ventricle. They are a
+        guess about this head: Segment then checks the region like any other (assessAtrium). Returns the
+        frame prompts."""
+        from ddic.data.ventricle_atlas import prompts_for_transform, to_frame
+        from DDICSlicerLib.volumes import frame_pixels, pixels_to_world, set_box
+
+        orientation = self.orientation(p, "width")
+        if orientation.placement is None:
+            raise ValueError(_("The head was not found ({e}); place the prompts by hand.").format(e=orientation.error))
+        if orientation.needs_confirmation:
+            raise OrientationNotConfirmed(orientation)
+        transform = orientation.placement.transform
+        prompts = to_frame(prompts_for_transform(transform), transform)
+        h, w = frame_pixels(p.inputVolume).shape
+        x0, y0, x1, y1 = prompts.box
+        box = (max(0.0, x0), max(0.0, y0), min(w - 1.0, x1), min(h - 1.0, y1))  # as measure_distal_atrium clips it
+        self.ensurePromptNodes(p)
+        with slicer.util.NodeModify(p):
+            p.positivePoints.RemoveAllControlPoints()
+            p.negativePoints.RemoveAllControlPoints()
+            p.positivePoints.AddControlPointWorld(*pixels_to_world(p.inputVolume, [prompts.point])[0], "atlas")
+            set_box(p.promptBox, p.inputVolume, box)
+            p.target = TARGET_NAMES[1]  # the distal lateral ventricle
+        self.log(f"Automatic prompts (atlas, {orientation.describe()}): point ({prompts.point[0]:.0f}, "
+                 f"{prompts.point[1]:.0f}), box ({box[0]:.0f}, {box[1]:.0f})–({box[2]:.0f}, {box[3]:.0f}) px.")
+        return prompts
 
     def _newSegmentation(self, p, usNode):
         node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "DDIC segmentation")

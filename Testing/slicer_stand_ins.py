@@ -399,10 +399,36 @@ class ROINode(MarkupsNode):
         out[:] = self.size
 
     def GetObjectToNodeMatrix(self):
-        return Matrix4x4(self.object_to_node())
+        """The node's own matrix (vtkMRMLMarkupsROINode::GetObjectToNodeMatrix returns its member, observed):
+        a DeepCopy into it sets the axes and the centre."""
+        roi = self
+
+        class Live(Matrix4x4):
+            def DeepCopy(self, other):
+                super().DeepCopy(other)
+                roi.axes, roi.center = self.a[:3, :3].copy(), self.a[:3, 3].copy()
+                roi._centre_point()
+
+        return Live(self.object_to_node())
 
     def GetObjectToWorldMatrix(self):
         return Matrix4x4(to_world_of(self) @ self.object_to_node())
+
+    def _centre_point(self):
+        """UpdateControlPointsFromBoxROI: one defined control point at the centre (when the size is not zero)."""
+        if np.linalg.norm(self.size) > 0:
+            self.points, self.statuses = [self.center.copy()], [self.PositionDefined]
+
+    def SetCenter(self, *center):
+        self.center = np.asarray(center[0] if len(center) == 1 else center, dtype=float).copy()
+        self._centre_point()
+
+    def SetSize(self, *size):
+        self.size = np.asarray(size[0] if len(size) == 1 else size, dtype=float).copy()
+        self._centre_point()
+
+    def SetAndObserveTransformNodeID(self, node_id):
+        self.parent = self.scene.GetNodeByID(node_id) if node_id and self.scene is not None else None
 
 
 class SequenceNode(Node):

@@ -144,9 +144,10 @@ def test_a_sequence_is_confirmed_once_on_its_browser(panel):
 
 # --- the atrium width -----------------------------------------------------------------------------------------
 
-def segment_click(panel, mask, target):
+def segment_click(panel, mask, target, place_point=True):
     panel.p.target = target
-    panel.p.positivePoints = si.MarkupsNode([(panel.volume.ijk_to_ras() @ np.array([500.0, 260.0, 0.0, 1.0]))[:3]])
+    if place_point:
+        panel.p.positivePoints = si.MarkupsNode([(panel.volume.ijk_to_ras() @ np.array([500.0, 260.0, 0.0, 1.0]))[:3]])
     outcomes = []
     panel.logic.segmenter = FakeWorker(classical_worker(mask=mask.astype(np.uint8)))
     panel.logic.segment(panel.p, lambda *outcome: outcomes.append(outcome))
@@ -175,7 +176,9 @@ def masks():
     atrium = measure_distal_atrium(pixels[0], None, placement.transform, segmenter)
     assert atrium.reliable  # the engine's own verdict on this region
     del sitk
-    return {"front": front, "atrium": atrium.mask, "atrium_width": atrium.candidate_width_mm}
+    return {"front": front, "atrium": atrium.mask, "atrium_width": atrium.candidate_width_mm,
+            "atrium_plausibility": atrium.plausibility.plausibility, "atrium_prompts": atrium.prompts,
+            "atrium_box": atrium.box}
 
 
 def test_a_width_is_shown_only_for_a_plausible_atrium(panel, masks):
@@ -219,6 +222,30 @@ def test_a_head_that_cannot_be_found_gives_no_width(panel):
     mask[300:330, 300:340] = True
     text = segment_click(panel, mask, "Proximal lateral ventricle")
     assert "not reported — unreliable" in text and "head (skull ellipse) was not found" in text
+
+
+def test_automatic_prompts_wait_for_the_orientation_and_get_the_demos_verdict(panel, masks, monkeypatch):
+    """Atlas prompts depend on which end is frontal (the atrium is in the back half): asked first. Placed into
+    the panel's markups, segmented, and checked with their box: the same verdict as ddic demo's
+    measure_distal_atrium on the same region."""
+    from DDICSlicerLib.segments import prompt_box, prompt_points
+
+    p = panel.p
+    p.positivePoints, p.skullPoints, p.cnrTable = si.MarkupsNode(), si.MarkupsNode(), object()
+    p.promptBox = panel.slicer.mrmlScene.AddNode(si.ROINode(size=(0, 0, 0), statuses=[]))
+    p.target = panel.module.TARGET_NAMES[0]
+    undecidable(monkeypatch)
+    with pytest.raises(panel.module.OrientationNotConfirmed):
+        panel.logic.placeAutomaticPrompts(p)
+    panel.logic.confirmOrientation(p, "right")
+    panel.logic.placeAutomaticPrompts(p)
+    assert p.target == "Distal lateral ventricle"
+    (x, y, label), = prompt_points(panel.volume, p.positivePoints, p.negativePoints)
+    assert label == 1 and np.allclose((x, y), masks["atrium_prompts"].point, atol=1e-6)
+    assert np.allclose(prompt_box(panel.volume, p.promptBox), masks["atrium_box"], atol=1e-6)
+    text = segment_click(panel, masks["atrium"], "Distal lateral ventricle", place_point=False)
+    assert f"atrium width {masks['atrium_width']:.1f} mm (plausibility {masks['atrium_plausibility']:.2f})" in text
+    assert panel.logic.lastAtrium.plausibility == pytest.approx(masks["atrium_plausibility"], abs=1e-9)
 
 
 # --- the trust number -----------------------------------------------------------------------------------------

@@ -283,6 +283,26 @@ def show_points(volume_node, points_xy, labels, node=None, name: str = "DDIC poi
     return node
 
 
+def set_box(roi_node, volume_node, box) -> None:
+    """Make a box ROI cover the frame pixels ``box`` (x0, y0, x1, y1), aligned with the frame's axes: the ROI
+    goes under the volume's parent transform and its object axes are the volume's IJK directions, so
+    :func:`DDICSlicerLib.segments.prompt_box` reads the same pixels back (vtkMRMLMarkupsROINode.cxx: ObjectToNode
+    = [axes | centre]; setting centre and size defines its one control point)."""
+    import vtk
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    parent = volume_node.GetParentTransformNode()
+    roi_node.SetAndObserveTransformNodeID(parent.GetID() if parent is not None else None)
+    directions = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASDirectionMatrix(directions)
+    roi_node.GetObjectToNodeMatrix().DeepCopy(directions)
+    ijk_to_ras_matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(ijk_to_ras_matrix)
+    roi_node.SetCenter(ijk_to_ras_matrix.MultiplyPoint([(x0 + x1) / 2.0, (y0 + y1) / 2.0, 0.0, 1.0])[:3])
+    spacing = volume_node.GetSpacing()
+    roi_node.SetSize((x1 - x0) * spacing[0], (y1 - y0) * spacing[1], spacing[2])
+
+
 def ellipse_text(ellipse) -> str:
     return f"{ellipse.cx:.1f},{ellipse.cy:.1f},{ellipse.a:.1f},{ellipse.b:.1f},{ellipse.angle_deg:.1f}"
 
