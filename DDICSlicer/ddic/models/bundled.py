@@ -1,7 +1,7 @@
 """The demo models shipped with DDICSlicer (``Resources/models/demo-us``, ``demo-mri``): where they are.
 
 They are listed in the manifest as kind ``bundled`` with ids ``ddic-demo-us`` / ``ddic-demo-mri``; this
-module turns a domain into the model folder that :func:`ddic.io.modelfile.load_model` reads (which then
+module turns a domain into the model folder that :func:`ddic.diffusion.modelfile.load_model` reads (which then
 checks the weights against the SHA-256 in their card). Found the same way from a source checkout, a wheel
 and an installed Slicer extension (:func:`ddic.models.resources.resources_dir`).
 """
@@ -41,7 +41,7 @@ def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, whe
     and its training curve (``loss.csv`` and ``loss.png``) and last sample grid beside it."""
     import shutil
 
-    from ..io.modelfile import load_model, save_model
+    from ..diffusion.modelfile import load_model, save_model
 
     trained_model = load_model(trained)
     run_dir = trained_model.card_path.parent

@@ -86,7 +86,7 @@ def read_models(method: str, given: dict) -> MethodModels:
     spec = method_spec(method)
     check_models(method, given)
     if spec.family == "diffusion":
-        from ..io.modelfile import read_card, validate_card
+        from ..diffusion.modelfile import read_card, validate_card
         from ..models import ddic_model_path  # folders, files or ids from `ddic models list`
 
         us_card, us_path = read_card(ddic_model_path(given["us_model"], "--us-model"))
@@ -115,7 +115,7 @@ class SharedModels:
     def get(self, us_path: str, mri_path: str):
         key = (us_path, mri_path)
         if key not in self._loaded:
-            from ..io.modelfile import load_model
+            from ..diffusion.modelfile import load_model
 
             us = load_model(us_path, expected_domain="us")
             mri = load_model(mri_path, expected_domain="mri", expected_image_size=us.card.image_size)
