@@ -847,6 +847,9 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         from DDICSlicerLib.volumes import parse_ellipse
 
         node = p.inputVolume
+        image = node.GetImageData() if node is not None else None
+        if image is None or min(image.GetDimensions()) != 1:  # no 2D frame: the run itself says what is wrong
+            return reliability.Orientation("default", error="not a 2D frame")
         confirmed = reliability.confirmed_anterior(self.confirmationNode(node))
         browser, _sequence = self.sequenceOf(node)
         allFrames = purpose == "translation" and bool(p.translateAllFrames and browser is not None)

@@ -133,7 +133,7 @@ def time_network(model, device: str = "auto", repeats: int = TIMING_REPEATS,
     def forward_backward() -> None:
         leaf = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            (gradient,) = torch.autograd.grad(denoiser(leaf, t).sum(), leaf)
+            torch.autograd.grad(denoiser(leaf, t).sum(), leaf)
 
     forward_s, n_forward = _median_seconds(forward, synchronise, repeats, budget_s)
     both_s, n_both = _median_seconds(forward_backward, synchronise, repeats, budget_s)
