@@ -900,12 +900,13 @@ class DDICSlicerLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     def showHeadEnds(self, p, orientation) -> None:
         """Show the head's ellipse and mark the two ends of its long axis ("1": the right end, "2": the left
         one), so that "which end is frontal" can be answered by looking at the views."""
-        from DDICSlicerLib.volumes import show_ellipse, show_points
+        from DDICSlicerLib.volumes import ellipse_text, show_ellipse, show_points
 
         placement = orientation.placement
         if placement is None or not hasattr(placement.transform, "ellipse"):
             return
         ellipse = placement.transform.ellipse
+        p.ellipse = ellipse_text(ellipse)  # the shown ellipse is the one in use, as after Find head
         p.ellipseCurve = show_ellipse(p.inputVolume, ellipse, p.ellipseCurve)
         ends = [(ellipse.cx + sign * ellipse.a * float(ellipse.major_axis[0]),
                  ellipse.cy + sign * ellipse.a * float(ellipse.major_axis[1])) for sign in (1.0, -1.0)]

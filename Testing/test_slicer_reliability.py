@@ -121,6 +121,23 @@ def test_a_decided_orientation_is_not_asked_for(panel, monkeypatch):
     assert panel.logic.orientation(panel.p, "translation").source == "not needed"
 
 
+def test_the_question_marks_the_two_ends_on_the_views(panel, monkeypatch):
+    """End 1 is the end the engine calls right (Ellipse.major_axis), end 2 the other: the answer maps exactly."""
+    from DDICSlicerLib.segments import control_points, ras_to_ijk_points
+    from DDICSlicerLib.volumes import ellipse_text
+
+    undecidable(monkeypatch)
+    orientation = panel.logic.orientation(panel.p, "translation")
+    panel.logic.showHeadEnds(panel.p, orientation)
+    ends = panel.logic._headEnds
+    ellipse = orientation.placement.transform.ellipse
+    ijk = ras_to_ijk_points(panel.volume, control_points(ends))[:, :2]
+    centre = np.array([ellipse.cx, ellipse.cy])
+    assert np.allclose(ijk, [centre + ellipse.a * ellipse.major_axis, centre - ellipse.a * ellipse.major_axis])
+    assert ends.labels == ["1", "2"] and ends.locked
+    assert panel.p.ellipse == ellipse_text(ellipse) and panel.p.ellipseCurve is not None
+
+
 def test_a_sequence_is_confirmed_once_on_its_browser(panel):
     master = si.SequenceNode("US sequence", index_name="frame", index_unit="")
     pixels, spacing = sample_pixels()
