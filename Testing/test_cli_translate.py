@@ -54,6 +54,16 @@ def test_ddib_and_refusal_to_overwrite(frames, random_models, tmp_path, capsys):
     assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square") == 0
     first = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "b_pseudo_mri.nrrd")))
     assert json.loads((out / "translate.json").read_text())["frames"][0]["final_correlation"] is None
+    stamp = (out / "b_pseudo_mri.nrrd").stat().st_mtime_ns
+    capsys.readouterr()
+    # the same run again finds every frame complete and keeps it untouched
+    assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square") == 0
+    assert "2 of 2 frame(s) already complete" in capsys.readouterr().err
+    assert (out / "b_pseudo_mri.nrrd").stat().st_mtime_ns == stamp
+    # other settings into the same folder: refused, unless --overwrite
+    assert run_translate(frames, random_models, out, "--method", "ddic", "--geometry", "square") == 2
+    assert "already holds a translation made with other settings (method: 'ddib' → 'ddic'" in capsys.readouterr().err
+    (out / "translate.json").unlink()  # results without a report (e.g. from an older version) are not replaced
     assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square") == 2
     assert "already exists" in capsys.readouterr().err
     assert run_translate(frames, random_models, out, "--method", "ddib", "--geometry", "square", "--overwrite") == 0

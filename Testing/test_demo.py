@@ -119,3 +119,35 @@ def test_bundled_demo_models_are_present_small_and_labelled():
         assert training.get("steps", 0) > 0 and training.get("command") and training.get("hardware")
         total += sum(p.stat().st_size for p in folder.iterdir())
     assert total <= 25 * 1024 * 1024
+
+
+@pytest.mark.slow
+def test_demo_on_a_frame_without_a_ventricle_withholds_the_width_and_says_the_orientation_is_undecided(
+        tmp_path, capsys):
+    """A PNG frame (pixel size from --pixel-size, ≠ 1) of a head with no CSP and no ventricle: the
+    orientation cannot be decided, so the default is printed; whatever region the atlas prompts give is
+    not an atrium, so no width is reported; every mm figure uses the pixel size in force."""
+    from hc18_synthetic import random_head, skull_frame
+
+    rng = np.random.default_rng(5)
+    ellipse, pixel_size, _ = random_head(rng)
+    frame = tmp_path / "head.png"
+    sitk.WriteImage(sitk.GetImageFromArray(skull_frame(rng, ellipse, pixel_size).astype(np.uint8)), str(frame))
+    out = tmp_path / "demo"
+    capsys.readouterr()
+    assert main(["demo", "--frame", str(frame), "--pixel-size", f"{pixel_size:.6f}", "--out", str(out),
+                 "--steps", "2", "--cpu"]) == 0
+    printed = capsys.readouterr()
+    assert "front/back orientation undecided from the image; assumed the frontal end on the right" in printed.out
+    assert "atrium width NOT REPORTED — unreliable" in printed.out
+    report = json.loads((out / "report.json").read_text())
+    assert report["head"]["orientation_source"] == "default" and report["head"]["orientation_decided"] is False
+    ventricle = report["ventricle"]
+    assert report["atrium_width_mm"] is None and ventricle["atrium_width_mm"] is None
+    assert ventricle["reliable"] is False and ventricle["plausibility"] < 0.5
+    assert any("orientation was not decided" in reason for reason in ventricle["reasons"])
+    assert report["cnr"]["regions_reliable"] is False
+    assert pixel_size != pytest.approx(1.0) and report["input"]["pixel_size_mm"] == pytest.approx(pixel_size, rel=1e-5)
+    pixels = report["segmentation"]["pixels"]
+    assert report["segmentation"]["area_mm2"] == pytest.approx(pixels * pixel_size ** 2, rel=1e-3)
+    assert ventricle["area_mm2"] == pytest.approx(pixels * pixel_size ** 2, rel=1e-3)

@@ -70,3 +70,20 @@ def test_summed_loss_gradient_is_batch_size_independent(rng):
     y0 = guided[:1].clone().requires_grad_(True)
     (single_grad,) = torch.autograd.grad(correlation_loss(reference[:1], y0, 5, "+1").sum(), y0)
     assert torch.allclose(batch_grad[:1], single_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_local_ncc_squared_is_sign_invariant_and_local():
+    from ddic.translate.guidance import correlation_loss, local_ncc_squared
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 1, 24, 24, generator=g)
+    assert torch.allclose(local_ncc_squared(a, a, 7), local_ncc_squared(a, -a, 7), atol=1e-6)
+    assert local_ncc_squared(a, a, 7).min().item() > 0.99
+    # opposite polarity in the left and right halves: global Pearson ≈ 0, local NCC² still ≈ 1
+    b = a.clone()
+    b[..., 12:] = -b[..., 12:]
+    from ddic.translate.guidance import pearson
+    assert abs(pearson(a, b).mean().item()) < 0.2 and local_ncc_squared(a, b, 5).mean().item() > 0.8
+    loss = correlation_loss(a, b.requires_grad_(), 1, "+1", measure="lncc2", window=5)
+    (grad,) = torch.autograd.grad(loss.sum(), b)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0

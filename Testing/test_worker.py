@@ -253,3 +253,49 @@ def test_responses_are_strict_json_lines():
     line = encode({"id": 1, "ok": True, "result": {"score": float("nan"), "all": [float("inf"), 0.5]}})
     assert line.endswith("\n") and "\n" not in line[:-1]
     assert json.loads(line)["result"] == {"score": None, "all": [None, 0.5]}
+
+
+# ---- faults (issue 13): every request gets an answer or the worker exits cleanly, never a hang ---------
+
+
+def test_worker_refuses_huge_non_finite_and_unwritable_work_and_keeps_serving(worker, tmp_path):
+    from faults_support import read_only_folder, write_huge_header, write_nan_nrrd
+
+    assert worker.request({"id": 1, "op": "load", "backend": "classical"})["ok"]
+    huge = worker.request({"id": 2, "op": "set_image", "path": str(write_huge_header(tmp_path / "huge.nrrd"))})
+    assert not huge["ok"] and huge["type"] == "DDICInputError" and "declares a 100000 × 100000" in huge["error"]
+    nan = worker.request({"id": 3, "op": "set_image", "path": str(write_nan_nrrd(tmp_path / "nan.nrrd"))})
+    assert not nan["ok"] and "non-finite" in nan["error"]
+    write_frame(tmp_path / "frame.nrrd", np.random.default_rng(3))
+    assert worker.request({"id": 4, "op": "set_image", "path": str(tmp_path / "frame.nrrd")})["ok"]
+    nothing = worker.request({"id": 5, "op": "predict", "points": [[2, 2]], "box": [0, 0, 6, 6],
+                              "out": str(tmp_path / "empty.nrrd")})
+    if not nothing["ok"]:  # a corner box may or may not hold a region; when none, it is an error, not a file
+        assert "found no region" in nothing["error"] and not (tmp_path / "empty.nrrd").exists()
+    with read_only_folder(tmp_path) as locked:
+        denied = worker.request({"id": 6, "op": "predict", "points": [[70, 40]], "box": [45, 25, 95, 55],
+                                 "out": str(locked / "mask.nrrd")})
+        assert not denied["ok"] and denied["type"] == "DDICOutputError" and "unexpected" not in denied
+        assert str(locked) in denied["error"]
+    too_long = worker.request('{"id": 7, "op": "hello", "pad": "' + "x" * (2 << 20) + '"}\n')
+    assert not too_long["ok"] and "longer than" in too_long["error"]
+    assert worker.request({"id": 8, "op": "hello"})["ok"]  # still serving
+
+
+def test_worker_answers_a_request_cut_off_by_the_end_of_input_and_exits(worker):
+    worker.send('{"id": 1, "op": "hel')  # stdin closes in the middle of a request
+    worker.proc.stdin.close()
+    cut = worker.read()
+    assert not cut["ok"] and cut["type"] == "RequestError" and "Malformed JSON" in cut["error"]
+    assert worker.wait() == 0
+
+
+def test_worker_exits_after_shutdown_without_reading_more(worker):
+    worker.send(json.dumps({"id": 1, "op": "shutdown"}) + "\n" + json.dumps({"id": 2, "op": "hello"}) + "\n")
+    assert worker.read() == {"id": 1, "ok": True, "op": "shutdown", "result": {"bye": True}}
+    assert worker.wait() == 0
+    time.sleep(0.2)
+    assert worker.lines.empty()  # the request after shutdown got no answer: the worker had gone
+    with pytest.raises((BrokenPipeError, OSError)):
+        for _ in range(64):  # a client writing to a worker that is gone gets an error, not a hang
+            worker.send(json.dumps({"id": 3, "op": "hello"}) + "\n")

@@ -9,6 +9,7 @@ Examples:
   python benchmarks/translate.py --presets tiny:64 --batches 1 --steps 50,100 --run-steps 100   # all real
   python benchmarks/translate.py --presets tiny:128,small:128,paper:128 --batches 1,16 --run-steps 3
   python benchmarks/translate.py --device cuda --precision fp32,bf16 --compile off,on --batches 1,16,64
+  (the GPU table of issue 14: --presets small:128 --steps 20,100 --run-steps 20 --solver dpmpp2m)
 Results go to a JSON file (``--out``) and a Markdown table on stdout.
 """
 
@@ -58,8 +59,9 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_variant(us, mri, schedule, size, batch, variant, steps, device) -> tuple[float, dict]:
-    options = TranslateOptions(steps=steps, batch_size=batch, device=str(device), **VARIANTS[variant])
+def run_variant(us, mri, schedule, size, batch, variant, steps, device, solver="ddim") -> tuple[float, dict]:
+    options = TranslateOptions(steps=steps, batch_size=batch, device=str(device), solver=solver,
+                               round_trip_check=False, **VARIANTS[variant])
     source = torch.rand(batch, 1, size, size, device=device) * 2 - 1
     us.counter.reset()
     mri.counter.reset()
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--run-steps", type=int, default=5, help="the most steps actually run per config")
     parser.add_argument("--repeats", type=int, default=2, help="runs per configuration; the fastest counts")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--solver", default="ddim", help="ODE solver (ddim, dpmpp2m): the cost per step is the same")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", help="fp32 and/or bf16 (CUDA only), comma list")
     parser.add_argument("--compile", default="off", help="off and/or on (torch.compile the UNets)")
@@ -123,7 +126,8 @@ def main() -> None:
                     for repeat in range(args.repeats):
                         for variant in args.variants.split(","):
                             for ran in sorted({min(n, args.run_steps) for n in report_steps}):
-                                seconds, counts = run_variant(us, mri, schedule, size, batch, variant, ran, device)
+                                seconds, counts = run_variant(us, mri, schedule, size, batch, variant, ran, device,
+                                                              args.solver)
                                 best = measured.get((variant, ran))
                                 if best is None or seconds < best[0]:
                                     measured[(variant, ran)] = (seconds, counts)

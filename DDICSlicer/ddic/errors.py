@@ -16,3 +16,11 @@ class DDICInputError(DDICError):
 
 class DDICModelError(DDICError):
     """A model file or its model card is missing, corrupt or does not fit the requested use."""
+
+
+class DDICOutputError(DDICInputError):
+    """An output folder or file cannot be written (permission, read-only disk, disk full, in use).
+
+    A subclass of :class:`DDICInputError` because the fix is the user's, like a bad input: the JSON
+    progress events report it as ``input`` and the CLI exits with code 2.
+    """

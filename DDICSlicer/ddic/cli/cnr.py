@@ -64,11 +64,14 @@ def run(args) -> int:
     from ..errors import DDICInputError
     from ..io.atomic import write_text_atomic
     from ..io.images import read_frame
+    from ..io.writable import check_output_folder
     from ..measure import measure_images
     from ..measure.contrast import GCNR_BIN_RULE
 
     if args.bins is not None and args.bins < 1:
         raise DDICInputError(f"--bins must be at least 1, not {args.bins}.")
+    if args.json is not None:
+        check_output_folder(args.json.parent, "--json")
     frames = [read_frame(path) for path in args.images]
     shape = frames[0].shape
     for frame in frames[1:]:

@@ -157,7 +157,15 @@ def run_with_json_events(body: Callable[[], int], device_hint: str = "") -> int:
     except (ValueError, OSError):  # not the main thread (embedded use): keep the default
         pass
     try:
-        return body()
+        try:
+            return body()
+        except (OSError, RuntimeError) as exc:  # a folder it cannot write: the user's to fix, not a bug
+            from ..io.writable import as_output_error
+
+            error = as_output_error(exc)
+            if error is None:
+                raise
+            raise error from exc
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module with ``register(subparsers)``, which adds its parser and sets
 ``func``. Expected failures (:class:`ddic.errors.DDICError`) are printed as one clear message and exit
-code 2; anything else is a bug and keeps its traceback.
+code 2; so is a file-system failure while writing (permission, read-only disk, disk full:
+:func:`ddic.io.writable.as_output_error`) that a command did not turn into one itself. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from .. import __version__
 from ..errors import DDICError
 
-SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom", "models", "cnr", "segment", "train_cyclegan", "reader_study", "demo", "evaluate")
+SUBCOMMAND_MODULES = ("prepare", "train", "translate", "phantom", "models", "cnr", "segment", "train_cyclegan", "reader_study", "demo", "evaluate",
+                      "calibrate_trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +40,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        except (OSError, RuntimeError) as exc:
+            from ..io.writable import as_output_error
+
+            error = as_output_error(exc)
+            if error is None:
+                raise
+            raise error from exc
     except DDICError as exc:
         print(f"ddic {args.command}: error: {exc}", file=sys.stderr)
         return 2

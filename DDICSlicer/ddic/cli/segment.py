@@ -54,16 +54,18 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..io.images import read_frame
+    from ..io.writable import check_output_folder
     from ..segment.backend import make_segmenter
     from ..segment.masks import write_mask
     from ..segment.prompts import Prompts
 
     prompts = Prompts.from_labelled(args.points, args.box)
+    check_output_folder(args.out.parent, "--out")
     frame = read_frame(args.image)
     segmenter = make_segmenter(args.backend, args.checkpoint, args.model_type, args.device)
     print(segmenter.backend_message)
     segmenter.set_image(frame.pixels)
-    result = segmenter.predict(prompts, multimask=not args.single_mask)
+    result = segmenter.predict(prompts, multimask=not args.single_mask).require_region()
     write_mask(result.mask, frame, args.out, args.value)
     scores = ", ".join(f"{s:.3f}" for s in result.scores)
     print(f"segment: {result.backend}, score {result.score:.3f} (candidates {scores}; {result.reason}), "

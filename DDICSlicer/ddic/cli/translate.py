@@ -1,31 +1,20 @@
 """``ddic translate``: US frames → pseudo-MRI frames with DDIC (or DDIB), written beside a preview.
 
-Under ``torchrun --nproc_per_node K`` the frames are sharded across ranks (rank r takes every K-th frame),
-each rank on its own GPU; outputs never collide because each frame has its own file names.
+This module parses options, loads the models and prints; :func:`ddic.translate.service.translate_files`
+does the rest (lock, resume, batching, per-frame atomic writes, ``translate.json``). Under ``torchrun
+--nproc_per_node K`` the frames are sharded across ranks (rank r takes every K-th remaining frame), each
+rank on its own GPU; outputs never collide because each frame has its own file names.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import platform
-import time
 from pathlib import Path
 
 from ..errors import DDICInputError
-from ..io.atomic import write_text_atomic
-from ..io.images import (
-    image_stem,
-    list_images,
-    output_suffix,
-    read_frame,
-    write_like,
-    write_png,
-)
-from ..io.preview import side_by_side, to_uint8_display
+from ..io.writable import check_output_folder
 from ..translate.options import METHODS, TranslateOptions
-from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
 from ..translate.placement import PlacementOptions
 from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
 from .translate_args import (
@@ -34,9 +23,6 @@ from .translate_args import (
     placement_options_from_args,
     translation_options_from_args,
 )
-
-PSEUDO_MRI_SUFFIX = "_pseudo_mri"
-PREVIEW_SUFFIX = "_side_by_side.png"
 
 
 def register(subparsers) -> None:
@@ -47,8 +33,10 @@ def register(subparsers) -> None:
                     "NRRD → NRRD, NIfTI → NIfTI) and gets a side-by-side preview PNG.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("frames", nargs="+", metavar="FRAME", help="image files or folders of images")
-    p.add_argument("--us-model", help="ultrasound model for ddic/ddib (.json card, .safetensors or folder)")
-    p.add_argument("--mri-model", help="MRI model for ddic/ddib (.json card, .safetensors or folder)")
+    p.add_argument("--us-model", help="ultrasound model for ddic/ddib (.json card, .safetensors, folder, or an id "
+                                      "from `ddic models list`, e.g. ddic-demo-us)")
+    p.add_argument("--mri-model", help="MRI model for ddic/ddib (.json card, .safetensors, folder, or an id "
+                                       "from `ddic models list`, e.g. ddic-demo-mri)")
     p.add_argument("--cyclegan-model", metavar="DIR",
                    help="US → MRI generator for --method cyclegan (the --out folder of `ddic train-cyclegan`)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
@@ -61,7 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--watch-parent", type=int, metavar="PID",
                    help="for programs: stop when process PID ends or stdin is closed; the line 'cancel' on stdin "
                         "cancels (exit code 130), on every OS")
-    p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing results in --out (without it, frames an interrupted run with the same "
+                        "settings completed are kept and the rest translated)")
     p.add_argument("--progress-format", choices=PROGRESS_FORMATS, default="bar",
                    help="bar: a progress bar on stderr; json: one JSON object per line on stdout for programs "
                         "(events start, progress, done, error; exit code 3 = out of memory, retry with --cpu)")
@@ -111,34 +101,6 @@ def placement_from_args(args, frame_count: int) -> PlacementOptions:
     return placement
 
 
-def expand_frames(items: list[str]) -> list[Path]:
-    paths: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = list_images(path)
-            if not found:
-                raise DDICInputError(f"The folder {path} holds no PNG, JPG, NRRD, NIfTI or MHA images.")
-            paths.extend(found)
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise DDICInputError(f"Frame not found: {path}.")
-    stems = [image_stem(p) for p in paths]
-    duplicates = sorted({s for s in stems if stems.count(s) > 1})
-    if duplicates:
-        raise DDICInputError(
-            f"Several frames share the name(s) {', '.join(duplicates)}; their results would overwrite each "
-            "other in --out. Rename them or translate them into different folders."
-        )
-    return paths
-
-
-def output_paths(frame_path: Path, out: Path) -> tuple[Path, Path]:
-    stem = image_stem(frame_path)
-    return out / f"{stem}{PSEUDO_MRI_SUFFIX}{output_suffix(frame_path)}", out / f"{stem}{PREVIEW_SUFFIX}"
-
-
 def run(args) -> int:
     if getattr(args, "watch_parent", None) is not None:
         from .watchdog import start_watchdog
@@ -150,95 +112,66 @@ def run(args) -> int:
 
 
 def translate_all(args) -> int:
+    """Parse, load the models, hand everything to :func:`ddic.translate.service.translate_files`, print."""
     import torch
 
     from ..diffusion.distributed import detect
-    from ..io.modelfile import load_model
-    from ..translate.engine import Translator
-    from ..translate.frames import translate_frames
+    from ..translate.service import expand_frames, translate_files
 
     options = options_from_args(args)
     check_model_args(args, options.method)
     place = detect()
-    rank, world, local_rank = place.rank, place.world_size, place.local_rank
+    rank, world = place.rank, place.world_size
     if world > 1 and options.device in ("auto", "cuda") and torch.cuda.is_available():
-        options.device = f"cuda:{local_rank}"
-    all_paths = expand_frames(args.frames)
-    placement = placement_from_args(args, len(all_paths))
-    out: Path = args.out
-    inputs = {p.resolve() for p in all_paths}
-    for path in all_paths:
-        for target in output_paths(path, out):
-            if target.resolve() in inputs:
-                raise DDICInputError(f"Writing {target} would overwrite an input frame; choose another --out.")
-            if target.exists() and not args.overwrite:
-                raise DDICInputError(f"{target} already exists; use --overwrite or another --out folder.")
-    paths = all_paths[rank::world]
-
-    if options.method in METHODS:
-        us_model = load_model(args.us_model, expected_domain="us")
-        mri_model = load_model(args.mri_model, expected_domain="mri", expected_image_size=us_model.card.image_size)
-        translator = Translator(us_model, mri_model, options)
-        model_ids = {"us_model": us_model.model_id, "mri_model": mri_model.model_id}
-    else:
-        from ..cyclegan.model import load_generator
-        from ..translate.cyclegan import CycleGANTranslator
-
-        translator = CycleGANTranslator(load_generator(args.cyclegan_model), options)
-        model_ids = {"cyclegan_model": translator.model.model_id}
-    out.mkdir(parents=True, exist_ok=True)
+        options.device = f"cuda:{place.local_rank}"
+    paths = expand_frames(args.frames)
+    placement = placement_from_args(args, len(paths))
+    check_output_folder(args.out)  # before the models load: fail fast, create nothing
+    translator, model_ids = load_translator(args, options)
     json_mode = getattr(args, "progress_format", "bar") == "json"
-    if json_mode and rank == 0:
-        emit_event("start", frames=len(all_paths), device=str(translator.device), method=options.method,
-                   mode=options.mode, steps=options.steps)
 
-    started = time.perf_counter()
-    records = []
-    batch = options.batch_size
-    total = -(-len(paths) // batch) * translator.steps_per_image_batch
+    def on_start(info: dict) -> None:
+        if json_mode:
+            emit_event("start", frames=info["frames"], device=info["device"], method=options.method,
+                       mode=options.mode, steps=options.steps, kept=info["kept"])
+
     progress = progress_context(getattr(args, "progress_format", "bar"))
     with progress(f"{options.method} on {translator.device.type}", enabled=rank == 0) as bar:
-        for first in range(0, len(paths), batch):
-            chunk = paths[first:first + batch]
-            frames = [read_frame(p) for p in chunk]
-            offset = (first // batch) * translator.steps_per_image_batch
-            def frame_progress(done, _total, message, offset=offset):
-                bar(offset + done, total, message)
-
-            results = translate_frames(frames, translator, progress=frame_progress, placement=placement)
-            for path, result in zip(chunk, results):
-                mri_path, preview_path = output_paths(path, out)
-                write_like(result.pseudo_mri, result.frame, mri_path)
-                left = to_uint8_display(result.frame.pixels, result.frame.is_8bit)
-                write_png(side_by_side(left, result.pseudo_mri), preview_path)
-                records.append({"frame": str(path), "pseudo_mri": str(mri_path), "preview": str(preview_path),
-                                "final_correlation": result.final_correlation, "placement": result.placement,
-                                "us_round_trip_rmse": result.us_round_trip_rmse, "trusted": result.trusted})
-                if result.trusted is False:
-                    print(f"warning: {warning_text(path.name, result.us_round_trip_rmse)}", file=sys.stderr)
-    elapsed = time.perf_counter() - started
-    report = {
-        "options": options.to_dict(),
-        "step_lr": options.step_lr(translator.image_size),
-        "round_trip_warn_rmse": ROUND_TRIP_WARN_RMSE,
-        **model_ids,
-        "device": str(translator.device), "rank": rank, "world_size": world,
-        "host": platform.node(), "seconds": round(elapsed, 3),
-        "seconds_per_frame": round(elapsed / max(len(paths), 1), 3),
-        "frames": records,
-    }
-    name = "translate.json" if world == 1 else f"translate_rank{rank}.json"
-    write_text_atomic(out / name, json.dumps(report, indent=2) + "\n")
+        run = translate_files(paths, args.out, translator, placement, model_ids=model_ids,
+                              overwrite=args.overwrite, progress=bar, rank=rank, world_size=world,
+                              on_start=on_start, on_note=lambda text: print(f"\nddic translate: note: {text}",
+                                                                          file=sys.stderr, flush=True))
     if rank == 0:
-        summary = (f"{len(records)} frame(s) translated with {options.method}"
+        summary = (f"{run.translated} frame(s) translated with {options.method}"
                    f"{'/' + options.mode if options.method == 'ddic' else ''}"
                    f"{', N = ' + str(options.steps) if options.method in METHODS else ''}, "
-                   f"on {translator.device} in {elapsed:.1f} s ({report['seconds_per_frame']:.2f} s/frame"
-                   f"{', rank 0 of ' + str(world) if world > 1 else ''}); results in {out}")
-        if json_mode:  # stdout carries only JSON lines
-            emit_event("done", outputs=[r["pseudo_mri"] for r in records],
-                       previews=[r["preview"] for r in records], report=str(out / name),
-                       device=str(translator.device), seconds=report["seconds"], message=summary)
+                   f"on {translator.device} in {run.seconds:.1f} s "
+                   f"({run.report.get('seconds_per_frame', 0.0):.2f} s/frame"
+                   f"{', rank 0 of ' + str(world) if world > 1 else ''})"
+                   f"{f'; {run.kept} kept from an earlier run' if run.kept else ''}; results in {args.out}")
+        if json_mode:
+            emit_event("done", outputs=[str(p) for p in run.outputs], previews=[str(p) for p in run.previews],
+                       report=str(run.report_path), device=str(translator.device), seconds=round(run.seconds, 3),
+                       kept=run.kept, notes=run.notes, message=summary)
         else:
             print(summary)
     return 0
+
+
+def load_translator(args, options: TranslateOptions):
+    """(translator, model ids) for ``options.method``; models given as folders, files or manifest ids."""
+    if options.method in METHODS:
+        from ..io.modelfile import load_model
+        from ..models import ddic_model_path
+        from ..translate.engine import Translator
+
+        us_model = load_model(ddic_model_path(args.us_model, "--us-model"), expected_domain="us")
+        mri_model = load_model(ddic_model_path(args.mri_model, "--mri-model"), expected_domain="mri",
+                               expected_image_size=us_model.card.image_size)
+        return Translator(us_model, mri_model, options), {"us_model": us_model.model_id,
+                                                          "mri_model": mri_model.model_id}
+    from ..cyclegan.model import load_generator
+    from ..translate.cyclegan import CycleGANTranslator
+
+    translator = CycleGANTranslator(load_generator(args.cyclegan_model), options)
+    return translator, {"cyclegan_model": translator.model.model_id}

@@ -12,6 +12,7 @@ from ..errors import DDICInputError
 from ..translate.options import (
     ALL_METHODS,
     CORRELATION_SIGNS,
+    GUIDANCE_MEASURES,
     MODE_NOTES,
     MODES,
     PRECISIONS,
@@ -46,6 +47,10 @@ def add_translation_arguments(parser: argparse.ArgumentParser, *, methods: tuple
     add("--median-kernel", type=int, default=d.median_kernel, help="odd median size k (1 turns it off)")
     add("--corr-sign", choices=CORRELATION_SIGNS, default=d.corr_sign,
         help="+1: favour positive correlation (paper); -1: negative; abs: either")
+    add("--guidance", choices=GUIDANCE_MEASURES, default=d.guidance,
+        help="pearson: the paper's global correlation; lncc2: squared local normalised cross-correlation "
+             "(sign-invariant; beyond the paper, see BENCHMARKS.md)")
+    add("--guidance-window", type=int, default=d.guidance_window, help="odd box size of --guidance lncc2 (px)")
     add("--guide-t-min", type=int, default=d.guide_t_min, help="guide only t ≥ this")
     add("--guide-t-max", type=int, default=d.guide_t_max, help="guide only t ≤ this")
     add("--no-clip", action="store_true", help="do not clamp x̂0 while decoding (unstable)")
@@ -61,7 +66,8 @@ def translation_options_from_args(args: argparse.Namespace, **fixed) -> Translat
     values = dict(
         method=getattr(args, "method", TranslateOptions.method), mode=args.mode, solver=args.solver, steps=args.steps,
         lr=args.lr, lr_reference_steps=args.lr_reference_steps, median_kernel=args.median_kernel,
-        corr_sign=args.corr_sign, guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
+        corr_sign=args.corr_sign, guidance=args.guidance, guidance_window=args.guidance_window,
+        guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
         clip_decode=not args.no_clip, device="cpu" if args.cpu else args.device, precision=args.precision)
     if hasattr(args, "batch_size"):
         values["batch_size"] = args.batch_size

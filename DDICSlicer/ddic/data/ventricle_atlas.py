@@ -23,6 +23,7 @@ result onto the frame for segmentation and measurement.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -86,8 +87,7 @@ def atlas_probabilities(ga_weeks: float, a_px: float, b_px: float, size: int = A
     ventricle = np.zeros((size, size))
     parenchyma = np.zeros((size, size))
     for seed in range(anatomies):
-        params = sample_anatomy(seed, ga_weeks=ga)
-        labels = render_labels(params, spacing_mm=spacing, shape=(size, size), supersample=2)
+        params, labels = _atlas_anatomy(seed, ga, size)
         # stretch this anatomy's skull onto the frame's: output (row, col) → input (row, col)
         sy = (params.skull_b_mm / spacing) / b_px
         sx = (params.skull_a_mm / spacing) / a_px
@@ -97,6 +97,16 @@ def atlas_probabilities(ga_weeks: float, a_px: float, b_px: float, size: int = A
             member = np.isin(labels, [int(i) for i in ids]).astype(np.float64)
             target += ndimage.affine_transform(member, matrix, offset=offset, order=1, mode="constant")
     return ventricle / anatomies, parenchyma / anatomies
+
+
+@lru_cache(maxsize=32)
+def _atlas_anatomy(seed: int, ga_weeks: float, size: int):
+    """One atlas anatomy and its canonical label map (cached: a frame's prompts, their checks and a second
+    orientation all need the same few)."""
+    params = sample_anatomy(seed, ga_weeks=ga_weeks)
+    labels = render_labels(params, spacing_mm=spacing_for_size(size), shape=(size, size), supersample=2)
+    labels.setflags(write=False)
+    return params, labels
 
 
 def distal_ventricle_prompts(hc_mm: float, a_px: float, b_px: float, near_field_side: str,
@@ -185,3 +195,24 @@ def to_frame(prompts: VentriclePrompts, transform) -> FramePrompts:
 
     return FramePrompts(point=(float(point[0]), float(point[1])), box=box, roi=square(prompts.roi),
                         background=square(prompts.background))
+
+
+def head_axes(transform, side: str, orientation_decided: bool = True):
+    """The :class:`ddic.measure.plausibility.HeadAxes` of a head transform: centre, frontal and distal
+    directions in frame pixels (``side``: where the distal hemisphere lies on the canonical grid, "top" or
+    "bottom", as :attr:`VentriclePrompts.side`), inner semi-axes (outer minus one Wong-law bone)."""
+    from ..geometry.skull import skull_thickness_from_bpd_mm
+    from ..measure.plausibility import HeadAxes
+
+    if side not in ("top", "bottom"):
+        raise DDICInputError(f"side must be 'top' or 'bottom', not {side!r}.")
+    c = (transform.size - 1) / 2.0
+    centre, front, distal = transform.point_to_frame(
+        np.array([[c, c], [c + 1.0, c], [c, c + (1.0 if side == "bottom" else -1.0)]]))
+    ps = transform.geometry.pixel_size_mm
+    a_mm, b_mm = transform.ellipse.a * ps, transform.ellipse.b * ps
+    bone = float(skull_thickness_from_bpd_mm(2.0 * b_mm))
+    unit = lambda v: tuple(float(x) for x in v / np.linalg.norm(v))  # noqa: E731
+    return HeadAxes(centre_xy=(float(centre[0]), float(centre[1])), anterior_xy=unit(front - centre),
+                    distal_xy=unit(distal - centre), inner_a_mm=a_mm - bone, inner_b_mm=b_mm - bone,
+                    pixel_size_mm=ps, orientation_decided=bool(orientation_decided))

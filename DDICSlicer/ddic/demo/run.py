@@ -8,9 +8,15 @@
 3. **translate** — DDIC with the two models; the pseudo-MRI is resampled back onto the frame's grid;
 4. **prompts** — the distal lateral ventricle's point, box and CNR squares from the atlas
    (:mod:`ddic.data.ventricle_atlas`), mapped onto the frame;
-5. **segment** — the ventricle on the pseudo-MRI (offline backend, or SAM when weights are given);
-6. **measure** — atrium width of the mask, CNR / gCNR on the ultrasound and the pseudo-MRI with the
-   same squares; on a phantom frame also Dice, width error and HC error against the ground truth.
+5. **segment** — the ventricle on the pseudo-MRI (offline backend, or SAM when weights are given), its
+   atrium width and the region's plausibility as the distal atrium
+   (:func:`ddic.segment.distal_atrium.measure_distal_atrium`): an implausible region's width is withheld
+   (``atrium_width_mm`` null, ``ventricle.reasons`` say why) — never reported as a result;
+6. **measure** — CNR / gCNR on the ultrasound and the pseudo-MRI with the same squares (flagged when the
+   prompts are implausible); on a phantom frame also Dice, width error and HC error against the truth.
+
+Every mm figure uses the pixel size in force for the head (``--pixel-size`` for picture frames). An
+orientation the image did not decide is reported as undecided, with the default that was assumed.
 
 Outputs (in ``out``, each written atomically; the folder must be new or empty unless ``overwrite``):
 ``pseudo_mri.nrrd`` (frame geometry), ``ultrasound.nrrd`` (the phantom frame, so both open in Slicer),
@@ -35,8 +41,8 @@ from ..io.preview import to_uint8_display
 from ..progress import ProgressCallback
 from ..translate.options import TranslateOptions
 from ..translate.placement import PlacementOptions
-from ..translate.trust import ROUND_TRIP_WARN_RMSE, warning_text
-from ..data.ventricle_atlas import prompts_for_transform, to_frame
+from ..translate.trust import warning_text
+from ..data.ventricle_atlas import prompts_for_transform
 from .overlay import draw_box, draw_outline, to_rgb
 
 DEMO_GA_WEEKS = 30.0
@@ -64,14 +70,16 @@ class DemoOptions:
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise DDICInputError(f"--out {out} exists and is not a folder; choose a folder.")
+    """Refuse a folder with earlier results (unless ``overwrite``) or one that cannot be written; the folder
+    itself is made only when the first output is written."""
+    from ..io.writable import check_output_folder
+
+    check_output_folder(out)
     if out.exists():
         clashes = [name for name in OUTPUT_NAMES if (out / name).exists()]
         if clashes and not overwrite:
             raise DDICInputError(f"{out} already holds demo results ({', '.join(clashes)}); pass --overwrite or "
                                  "choose another --out.")
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def _phantom_frame(seed: int, ga_weeks: float) -> tuple[Frame, dict]:
@@ -97,9 +105,9 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     from ..io.modelfile import load_model
     from ..measure.contrast import measure_pair
     from ..measure.regions import PixelBox
-    from ..measure.width import atrium_width
+    from ..models import ddic_model_path
     from ..segment.backend import make_segmenter
-    from ..segment.prompts import Prompts
+    from ..segment.distal_atrium import measure_distal_atrium
     from ..translate.engine import Translator
     from ..translate.frames import translate_frames
     from ..translate.placement import place_frame
@@ -132,8 +140,8 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
 
     # 2. models and head
     say("loading models")
-    us_model = load_model(options.us_model or _bundled("us"), expected_domain="us")
-    mri_model = load_model(options.mri_model or _bundled("mri"), expected_domain="mri",
+    us_model = load_model(ddic_model_path(options.us_model or _bundled("us"), "--us-model"), expected_domain="us")
+    mri_model = load_model(ddic_model_path(options.mri_model or _bundled("mri"), "--mri-model"), expected_domain="mri",
                            expected_image_size=us_model.card.image_size)
     size = us_model.card.image_size
     anterior = options.placement.anterior_right
@@ -149,6 +157,10 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     transform = place.transform
     if orientation_note:
         place.info["orientation_source"] = orientation_note
+    orientation_decided = place.info.get("orientation_source") != "default"
+    place.info["orientation_decided"] = orientation_decided
+    if not orientation_decided:
+        say(orientation_warning(place.info))
     lap("head")
 
     # 3. translate
@@ -166,19 +178,15 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     # 4. prompts
     say("placing the ventricle prompts (atlas)")
     canonical_prompts = prompts_for_transform(transform)
-    prompts = to_frame(canonical_prompts, transform)
     lap("prompts")
 
-    # 5. segment
+    # 5. segment, measure the width, judge its plausibility
     segmenter = make_segmenter(options.backend, checkpoint=options.sam_checkpoint, model_type=options.sam_model_type,
                                device=translate_options.device)
     say(f"segmenting the distal lateral ventricle ({segmenter.backend_message})")
-    segmenter.set_image(pseudo_mri)
-    h, w = frame.shape
-    x0, y0, x1, y1 = prompts.box
-    box = (max(0.0, x0), max(0.0, y0), min(w - 1.0, x1), min(h - 1.0, y1))
-    segmentation = segmenter.predict(Prompts(positive=[prompts.point], box=box))
-    mask = np.asarray(segmentation.mask, dtype=bool)
+    ventricle = measure_distal_atrium(frame.pixels, pseudo_mri, transform, segmenter,
+                                      orientation_decided=orientation_decided, canonical=canonical_prompts)
+    prompts, segmentation, mask, width = ventricle.prompts, ventricle.segmentation, ventricle.mask, ventricle.width
     lap("segment")
 
     # 6. measure
@@ -186,9 +194,6 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     roi = PixelBox.around(*_centre(prompts.roi), _side(prompts.roi))
     background = PixelBox.around(*_centre(prompts.background), _side(prompts.background))
     contrast = measure_pair(frame.pixels, pseudo_mri, roi, background)
-    posterior = _posterior_direction(transform)
-    spacing_xy = (pixel_size or frame.spacing[0], pixel_size or frame.spacing[1])
-    width = atrium_width(mask, spacing_xy, posterior=posterior) if mask.sum() >= 3 else None
     truth = _phantom_truth(case, canonical_prompts, mask, width, place) if case is not None else None
     lap("measure")
 
@@ -207,14 +212,14 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
         "kind": "ddic_demo_report", "version": __version__,
         "input": {"frame": str(options.frame) if options.frame else None,
                   "phantom": None if case is None else {"seed": options.seed, "ga_weeks": options.ga_weeks},
-                  "shape": list(frame.shape), "pixel_size_mm": pixel_size},
+                  "shape": list(frame.shape), "pixel_size_mm": ventricle.pixel_size_mm},
         "models": {"us": us_model.model_id, "mri": mri_model.model_id,
                    "us_card": str(us_model.card_path), "mri_card": str(mri_model.card_path),
                    "image_size": size, "trained_on": us_model.card.training.get("data_description", "")},
         "translation": {**translate_options.to_dict(), "device": str(translator.device),
                         "final_correlation": result.final_correlation, "step_lr": translate_options.step_lr(size)},
-        "trust": {"us_round_trip_rmse": result.us_round_trip_rmse, "threshold": ROUND_TRIP_WARN_RMSE,
-                  "trusted": result.trusted,
+        "trust": {"us_round_trip_rmse": result.us_round_trip_rmse, "threshold": result.trust_threshold,
+                  "threshold_source": translator.trust_threshold_source, "trusted": result.trusted,
                   "meaning": "RMSE ([-1, 1] scale, head pixels) of the frame encoded and decoded by the US model; "
                              "above the threshold the US model does not represent the frame and the pseudo-MRI "
                              "must not be trusted"},
@@ -222,9 +227,11 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
         "prompts": {"canonical": canonical_prompts.to_dict(), "frame": prompts.to_dict()},
         "segmentation": {"backend": segmentation.backend, "how": segmenter.backend_message,
                          "score": _float(segmentation.score), "reason": segmentation.reason,
-                         "pixels": int(mask.sum()), "area_mm2": float(mask.sum() * frame.spacing[0] * frame.spacing[1])},
-        "atrium_width_mm": None if width is None else _float(width.width_mm),
-        "cnr": {"roi": _box(roi), "background": _box(background), **contrast.to_dict()},
+                         "pixels": int(mask.sum()), "area_mm2": round(ventricle.area_mm2, 2)},
+        "ventricle": ventricle.to_dict(),
+        "atrium_width_mm": ventricle.atrium_width_mm,  # null unless the region is a plausible atrium
+        "cnr": {"roi": _box(roi), "background": _box(background), "regions_reliable": ventricle.reliable,
+                **contrast.to_dict()},
         "truth": truth,
         "timings_s": timings, "seconds_total": round(sum(timings.values()), 3),
         "host": {"machine": platform.machine(), "python": platform.python_version()},
@@ -232,14 +239,6 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     }
     write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _posterior_direction(transform) -> tuple[float, float]:
-    """The frame-pixel direction of canonical −x (towards the occiput, where the atria are)."""
-    c = (transform.size - 1) / 2.0
-    a, b = transform.point_to_frame(np.array([[c, c], [c - 1.0, c]]))
-    d = b - a
-    return float(d[0]), float(d[1])
 
 
 def _centre(box) -> tuple[float, float]:
@@ -305,6 +304,7 @@ def _phantom_truth(case: dict, canonical_prompts, mask: np.ndarray, width, place
         "hc_mm": round(hc_true, 2), "hc_error_percent": None if hc_detected is None
         else round(100.0 * (hc_detected - hc_true) / hc_true, 2),
         "distal_hemisphere": side, "atrium_width_mm": round(float(true_width), 2),
+        # of the width that was measured, whether reported or withheld as implausible (to audit the check)
         "atrium_width_error_mm": None if width is None else round(float(width.width_mm) - float(true_width), 2),
         "ventricle_dice": None if dice is None else round(float(dice), 4),
         "ga_weeks": round(float(params.ga_weeks), 2),
@@ -322,14 +322,48 @@ def summary_lines(report: dict, out: Path) -> list[str]:
         _trust_line(report.get("trust") or {}),
         f"  head        HC {report['head'].get('hc_mm', float('nan')):.1f} mm (skull fit)"
         + (f", truth {t['hc_mm']:.1f} mm ({t['hc_error_percent']:+.1f} %)" if t.get("hc_mm") else ""),
-        f"  ventricle   {report['segmentation']['backend']}: {report['segmentation']['pixels']} px, "
-        f"atrium width {_fmt(report['atrium_width_mm'])} mm"
-        + (f" (truth {t['atrium_width_mm']:.1f} mm, Dice {_fmt(t.get('ventricle_dice'))})" if t else ""),
+        _orientation_line(report["head"]),
+        *_ventricle_lines(report, t),
         f"  CNR         ultrasound {_fmt(c['us']['cnr'])} → pseudo-MRI {_fmt(c['pseudo_mri']['cnr'])}"
-        f"   (gCNR {_fmt(c['us']['gcnr'])} → {_fmt(c['pseudo_mri']['gcnr'])})",
+        f"   (gCNR {_fmt(c['us']['gcnr'])} → {_fmt(c['pseudo_mri']['gcnr'])})"
+        + ("" if c.get("regions_reliable", True) else "  [ventricle squares placed by unreliable prompts]"),
         f"  outputs     {out}/: " + ", ".join(report["outputs"]),
         "  Demo models trained on synthetic phantoms: for demonstration only, not for clinical use.",
     ]
+    return lines
+
+
+def orientation_warning(head: dict) -> str:
+    """The sentence for an orientation the image did not decide (the default was assumed)."""
+    side = "right" if head.get("anterior_right") else "left"
+    other = "left" if side == "right" else "right"
+    return (f"front/back orientation undecided from the image; assumed the frontal end on the {side} (the "
+            f"default). Nothing that depends on it is reported as reliable; rerun with --anterior {side} to "
+            f"confirm it, or --anterior {other} if the pseudo-MRI is mirrored front to back.")
+
+
+def _orientation_line(head: dict) -> str:
+    source = head.get("orientation_source")
+    if source is None:
+        return "  orientation n/a (no head transform)"
+    if not head.get("orientation_decided", True):
+        return "  WARNING     " + orientation_warning(head)
+    side = "right" if head.get("anterior_right") else "left"
+    return f"  orientation frontal end on the {side} ({source})"
+
+
+def _ventricle_lines(report: dict, truth: dict) -> list[str]:
+    v = report.get("ventricle") or {}
+    seg = report["segmentation"]
+    head = f"  ventricle   {seg['backend']}: {seg['pixels']} px ({seg['area_mm2']:.1f} mm²), "
+    known = f" (truth {truth['atrium_width_mm']:.1f} mm, Dice {_fmt(truth.get('ventricle_dice'))})" if truth else ""
+    if v.get("reliable"):
+        return [head + f"atrium width {_fmt(report['atrium_width_mm'])} mm, plausibility {v['plausibility']:.2f}"
+                + known]
+    lines = [head + f"atrium width NOT REPORTED — unreliable (plausibility {v.get('plausibility', 0.0):.2f})"
+             + known]
+    lines += [f"              · {reason}" for reason in v.get("reasons", [])]
+    lines.append("              Place the ventricle prompts by hand (ddic segment, or the Slicer panel) to measure.")
     return lines
 
 
@@ -338,8 +372,8 @@ def _trust_line(trust: dict) -> str:
     if rmse is None:
         return "  trust       not measured"
     if trust.get("trusted"):
-        return f"  trust       US round trip {rmse:.3f} ≤ {trust['threshold']:g}: the US model represents this frame"
-    return "  WARNING     " + warning_text("this frame", rmse)
+        return f"  trust       US round trip {rmse:.3f} ≤ {trust['threshold']:.3f}: the US model represents this frame"
+    return "  WARNING     " + warning_text("this frame", rmse, trust["threshold"])
 
 
 def _fmt(value) -> str:

@@ -39,7 +39,7 @@ under this protocol; it is not translated and takes no part in FID/KID."""
 DISPLAY_NAMES = {"us": "US", "ddic": "DDIC", "ddib": "DDIB", "cyclegan": "CycleGAN", PAIRED_MRI: "Paired MRI"}
 _IDENTITY_OPTIONS = {
     "ddic": ("method", "mode", "solver", "steps", "lr", "lr_reference_steps", "lr_reference_size", "median_kernel",
-             "corr_sign", "guide_t_min", "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
+             "corr_sign", "guidance", "guidance_window", "guide_t_min", "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
     "ddib": ("method", "solver", "steps", "clip_decode", "precision"),
     "cyclegan": ("method", "precision"),
 }
@@ -94,10 +94,11 @@ def read_models(method: str, models: dict) -> MethodModels:
     """Read and check the model cards of ``method`` (no weights loaded): ids, paths and the model grid size."""
     if method in METHODS:
         from ..io.modelfile import read_card, validate_card
+        from ..models import ddic_model_path  # folders, files or ids from `ddic models list`
 
-        us_card, us_path = read_card(models["us_model"])
+        us_card, us_path = read_card(ddic_model_path(models["us_model"], "--us-model"))
         validate_card(us_card, us_path, expected_domain="us")
-        mri_card, mri_path = read_card(models["mri_model"])
+        mri_card, mri_path = read_card(ddic_model_path(models["mri_model"], "--mri-model"))
         validate_card(mri_card, mri_path, expected_domain="mri", expected_image_size=us_card.image_size)
         ids = {"us_model": f"{us_path.stem}@{us_card.weights_sha256[:12]}",
                "mri_model": f"{mri_path.stem}@{mri_card.weights_sha256[:12]}"}

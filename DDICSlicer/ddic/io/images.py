@@ -4,6 +4,8 @@ A :class:`Frame` is a grayscale float32 pixel array plus the image it came from,
 be written back with the input's origin, spacing and direction, in the input's format family.
 RGB(A) input is converted to luminance (ITU-R BT.601 weights, as ultrasound screen captures are RGB).
 A 3D image with a single slice (e.g. a 2D NRRD or NIfTI written as 3D) is accepted and written back 3D.
+:func:`read_frame` is the one reader of frames: it checks the header before reading
+(:mod:`ddic.io.header`: pixel limit, declared vs stored size) and refuses non-finite pixels after.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..errors import DDICInputError
 from .atomic import atomic_path
+from .header import MAX_FRAME_PIXELS, check_finite, check_header, read_header
 from .intensity import is_8bit
 
 LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
@@ -79,6 +82,7 @@ class Frame:
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim != 2:
             raise DDICInputError(f"A frame must be a 2D array, got shape {pixels.shape}.")
+        check_finite(pixels, "The image")
         image = sitk.GetImageFromArray(pixels)
         image.SetSpacing(tuple(float(s) for s in spacing))
         image.SetOrigin(tuple(float(o) for o in origin))
@@ -93,6 +97,15 @@ def read_frame(path: str | os.PathLike) -> Frame:
     path = Path(path)
     if not path.is_file():
         raise DDICInputError(f"Image file not found: {path}.")
+    header = read_header(path)
+    if len(header.size) == 3 and header.size[2] != 1:
+        raise DDICInputError(
+            f"{path} is a 3D volume with {header.size[2]} slices; DDIC translates 2D frames. "
+            "Extract the transthalamic slice first (e.g. save one slice as NRRD)."
+        )
+    if len(header.size) not in (2, 3):
+        raise DDICInputError(f"{path} has {len(header.size)} dimensions; DDIC needs a 2D frame.")
+    check_header(path, header, MAX_FRAME_PIXELS, "frame")
     try:
         source = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -119,6 +132,7 @@ def read_frame(path: str | os.PathLike) -> Frame:
             array = array[..., :3] @ np.asarray(LUMINANCE_WEIGHTS, dtype=np.float32)
         else:  # gray + alpha
             array = array[..., 0]
+    check_finite(array, str(path))
     image2d = sitk.GetImageFromArray(array)
     image2d.CopyInformation(image) if components == 1 else _copy_geometry(image, image2d)
     return Frame(pixels=array, image2d=image2d, source=source, path=path, is_8bit=eight_bit)
@@ -156,7 +170,7 @@ def write_like(pixels: np.ndarray, frame: Frame, path: str | os.PathLike) -> Pat
     else:
         image = sitk.GetImageFromArray(data)
         _copy_geometry(frame.image2d, image)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=data.nbytes) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=not to_png)
     return path
 
@@ -167,6 +181,6 @@ def write_png(pixels: np.ndarray, path: str | os.PathLike) -> Path:
 
     data = np.clip(np.rint(np.asarray(pixels, dtype=np.float32)), 0, 255).astype(np.uint8)
     image = sitk.GetImageFromArray(data, isVector=data.ndim == 3)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes=data.nbytes) as tmp:
         sitk.WriteImage(image, str(tmp))
     return Path(path)

@@ -125,13 +125,17 @@ def find_card(path: str | os.PathLike, card_format: str = CARD_FORMAT, kind: str
     label = f"{kind} model card" if kind else "model card"
     path = Path(path).expanduser()
     if path.is_dir():
-        cards = [p for p in sorted(path.glob("*.json")) if _looks_like_card(p, card_format)]
+        candidates = sorted(path.glob("*.json"))
+        problems = {p.name: _card_problem(p, card_format) for p in candidates}
+        cards = [p for p in candidates if problems[p.name] is None]
         if len(cards) == 1:
             return cards[0]
         if not cards:
+            why = ("; ".join(f"{name}: {problem}" for name, problem in problems.items()) if problems
+                   else "it holds no .json file")
             raise DDICModelError(
-                f"No {kind or 'DDIC'} model card (*.json with format {card_format!r}) in the folder {path}."
-                + folder_hint
+                f"No usable {kind or 'DDIC'} model card (*.json with format {card_format!r}) in the folder "
+                f"{path} ({why})." + folder_hint
             )
         names = ", ".join(p.name for p in cards)
         raise DDICModelError(f"The folder {path} holds several {label}s ({names}); name the one to use.")
@@ -150,11 +154,22 @@ def resolve_card_path(path: str | os.PathLike) -> Path:
     return find_card(path)
 
 
-def _looks_like_card(path: Path, card_format: str = CARD_FORMAT) -> bool:
+def _card_problem(path: Path, card_format: str = CARD_FORMAT) -> str | None:
+    """``None`` when ``path`` is a card of ``card_format``, else what is wrong with it (for the error
+    that lists why a folder holds no usable card)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == card_format
-    except (OSError, ValueError, AttributeError):
-        return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:
+        return f"not valid JSON ({exc})"
+    if not isinstance(data, dict):
+        return f"not a model card (a JSON {type(data).__name__}, not an object)"
+    found = data.get("format")
+    if found != card_format:
+        return f"its 'format' is {found!r}, not {card_format!r}" if found is not None else \
+            f"no 'format' field (a card has \"format\": \"{card_format}\")"
+    return None
 
 
 def read_json_card(card_path: Path, label: str = "Model card") -> dict:

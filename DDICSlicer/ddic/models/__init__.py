@@ -16,11 +16,11 @@ from .cache import (
 )
 from .download import download
 from .manifest import Manifest, ModelEntry, load_manifest
-from .resolve import entry_for_path, resolve_model, verify_bundled
+from .resolve import ddic_model_path, entry_for_path, resolve_model, verify_bundled
 from .resources import resources_dir
 
 __all__ = [
-    "Manifest", "ModelEntry", "cached_path", "default_cache_dir", "download", "entry_for_path", "is_cached",
+    "Manifest", "ModelEntry", "cached_path", "ddic_model_path", "default_cache_dir", "download", "entry_for_path", "is_cached",
     "load_manifest", "model_cache_dir", "remove", "resolve_model", "resources_dir", "sha256_of", "verify",
     "verify_bundled",
 ]

@@ -89,3 +89,25 @@ def verify_bundled(entry: ModelEntry, progress: ProgressCallback | None = None) 
         raise DDICModelError(f"The bundled model {entry.id!r} is damaged: {weights} has SHA-256 {actual}, its "
                              f"card {card_path.name} records {card.weights_sha256}. Reinstall DDICSlicer.")
     return path
+
+
+def ddic_model_path(spec: str | os.PathLike, option: str = "--us-model") -> str:
+    """What :func:`ddic.io.modelfile.load_model` reads for a DDIC diffusion model given as a path (a
+    card, its weights or their folder) or as an id that ``ddic models list`` prints (e.g. the bundled
+    ``ddic-demo-us``). An existing path wins over an id of the same name; anything else is returned as
+    it is, so ``load_model`` says what is wrong with it. ``option`` names the flag in errors."""
+    text = os.fspath(spec)
+    if Path(text).expanduser().exists():
+        return text
+    try:
+        manifest = load_manifest()
+    except DDICModelError:
+        return text
+    if text not in manifest:
+        return text
+    entry = manifest.get(text)
+    if entry.kind not in ("ddic", "bundled"):
+        usable = ", ".join(e.id for e in manifest if e.kind in ("ddic", "bundled"))
+        raise DDICModelError(f"{option} {text!r} is a {entry.title} checkpoint, not a DDIC diffusion model. "
+                             f"DDIC models from `ddic models list`: {usable or 'none'}; or give a model folder.")
+    return os.fspath(resolve_model(text, manifest=manifest))

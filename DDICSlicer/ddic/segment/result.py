@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DDICInputError
+
 
 @dataclass
 class SegmentationResult:
@@ -28,6 +30,15 @@ class SegmentationResult:
     @property
     def area_px(self) -> int:
         return int(self.mask.sum())
+
+    def require_region(self) -> SegmentationResult:
+        """This result, or a :class:`DDICInputError` when the mask is empty: finding nothing is a
+        failure to report (and to exit non-zero for), not an empty result to save."""
+        if not self.mask.any():
+            raise DDICInputError(
+                f"Segmentation ({self.backend}) found no region at the prompts ({self.reason}); no mask was "
+                "written. Move the positive point onto the structure, or draw a box around it.")
+        return self
 
     def summary(self) -> dict:
         """JSON-ready description without the mask itself (for the worker and the CLI)."""

@@ -20,7 +20,7 @@ from ..progress import ProgressCallback, resolve
 from .device import configure_backends, select_device, use_bf16
 from .guided_decode import DecodeTrace, guided_decode
 from .options import METHODS, TranslateOptions
-from .trust import head_round_trip_rmse
+from .trust import head_round_trip_rmse, round_trip_threshold
 
 
 def translate_tensor(source: torch.Tensor, us_model, mri_model, schedule: Schedule, options: TranslateOptions,
@@ -84,6 +84,8 @@ class Translator:
         configure_backends(self.device)
         bf16 = use_bf16(options.precision, self.device)
         # each model keeps its own parameterisation (ε or v); the ODE needs only the shared ᾱ
+        self.trust_threshold, self.trust_threshold_source = round_trip_threshold(
+            us_model.card, options.solver, options.steps)
         self.us_denoiser = UNetDenoiser(us_model.unet, self.device, bf16=bf16, prediction=self.schedule.prediction)
         self.mri_denoiser = UNetDenoiser(mri_model.unet, self.device, bf16=bf16, prediction=mri_schedule.prediction)
 

@@ -26,11 +26,14 @@ class FrameResult:
     final_correlation: float | None  # r between the chains at the last guided level (DDIC only)
     placement: dict | None = None  # how the head was found (kind, ellipse, HC, orientation)
     us_round_trip_rmse: float | None = None  # the trust number (ddic.translate.trust); None if not measured
+    trust_threshold: float | None = None  # above it the frame is flagged (from the US model's card)
 
     @property
     def trusted(self) -> bool | None:
         """False when the US model does not represent this frame (round trip above the threshold)."""
-        return is_trusted(self.us_round_trip_rmse)
+        if self.trust_threshold is None:
+            return None
+        return is_trusted(self.us_round_trip_rmse, self.trust_threshold)
 
 
 def translate_frames(frames: list[Frame], translator: Translator, progress: ProgressCallback | None = None,
@@ -61,7 +64,8 @@ def translate_frames(frames: list[Frame], translator: Translator, progress: Prog
         display = Normalisation.to_display(output)
         results.append(FrameResult(frame=frame, pseudo_mri=place.transform.to_frame(display),
                                    model_input=model_input, model_output=output, final_correlation=final,
-                                   placement=place.info, us_round_trip_rmse=rmse))
+                                   placement=place.info, us_round_trip_rmse=rmse,
+                                   trust_threshold=getattr(translator, "trust_threshold", None)))
     return results
 
 

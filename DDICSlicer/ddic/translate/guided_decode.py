@@ -82,7 +82,8 @@ def guided_decode(latent: torch.Tensor, us_model, mri_model, grid: StepGrid, opt
                 step = mri_step(y, t, alpha, alpha_prev)
             y_prev_leaf = step.x_to.detach().requires_grad_(True)
             with torch.enable_grad():
-                per_image = correlation_loss(x_prev, y_prev_leaf, options.median_kernel, options.corr_sign)
+                per_image = correlation_loss(x_prev, y_prev_leaf, options.median_kernel, options.corr_sign,
+                                             options.guidance, options.guidance_window)
                 (grad_prev,) = torch.autograd.grad(per_image.sum(), y_prev_leaf)
             with torch.no_grad():
                 jacobian = decode_step_jacobian_diag(step.saturated, alpha, alpha_prev,
@@ -94,7 +95,8 @@ def guided_decode(latent: torch.Tensor, us_model, mri_model, grid: StepGrid, opt
             y_leaf = y.detach().requires_grad_(True)
             with torch.enable_grad():
                 guided = mri_step(y_leaf, t, alpha, alpha_prev).x_to
-                per_image = correlation_loss(x_prev, guided, options.median_kernel, options.corr_sign)
+                per_image = correlation_loss(x_prev, guided, options.median_kernel, options.corr_sign,
+                                             options.guidance, options.guidance_window)
                 (grad,) = torch.autograd.grad(per_image.sum(), y_leaf)
             with torch.no_grad():
                 y = y - lr * grad

@@ -22,8 +22,11 @@ BASELINE_METHODS = ("cyclegan",)
 ALL_METHODS = METHODS + BASELINE_METHODS
 MODES = ("faithful", "cached", "cheap")
 __all__ = ["ALL_METHODS", "BASELINE_METHODS", "CORRELATION_SIGNS", "DEFAULT_STEPS", "METHODS", "MIN_STEPS", "MODES",
-           "MODE_NOTES", "NUM_TRAIN_TIMESTEPS", "PAPER_LR", "PRECISIONS", "SOLVERS", "TranslateOptions"]
+           "MODE_NOTES", "NUM_TRAIN_TIMESTEPS", "GUIDANCE_MEASURES", "PAPER_LR", "PRECISIONS", "SOLVERS", "TranslateOptions"]
 CORRELATION_SIGNS = ("+1", "-1", "abs")
+GUIDANCE_MEASURES = ("pearson", "lncc2")
+"""What the guided step pulls on: the paper's global Pearson r of the median-filtered chains, or (beyond the
+paper, measured in BENCHMARKS.md) the mean squared local normalised cross-correlation, sign-invariant."""
 PRECISIONS = ("auto", "fp32", "bf16")
 
 DEFAULT_STEPS = 100
@@ -53,6 +56,8 @@ class TranslateOptions:
     lr_reference_size: int = PAPER_LR_SIZE
     median_kernel: int = 5
     corr_sign: str = "+1"
+    guidance: str = "pearson"
+    guidance_window: int = 9  # box size of lncc2 (pixels of the model grid)
     guide_t_min: int = 0
     guide_t_max: int = NUM_TRAIN_TIMESTEPS - 1
     clip_decode: bool = True
@@ -86,6 +91,10 @@ class TranslateOptions:
             raise bad("lr_reference_size", self.lr_reference_size, "a positive integer (pixels a side)")
         if not isinstance(self.median_kernel, int) or self.median_kernel < 1 or self.median_kernel % 2 == 0:
             raise bad("median_kernel", self.median_kernel, "an odd integer ≥ 1 (1 turns the median off)")
+        if self.guidance not in GUIDANCE_MEASURES:
+            raise bad("guidance", self.guidance, f"one of {', '.join(GUIDANCE_MEASURES)}")
+        if not isinstance(self.guidance_window, int) or self.guidance_window < 3 or self.guidance_window % 2 == 0:
+            raise bad("guidance_window", self.guidance_window, "an odd integer ≥ 3")
         if self.corr_sign not in CORRELATION_SIGNS:
             raise bad("corr_sign", self.corr_sign, f"one of {', '.join(CORRELATION_SIGNS)}")
         if not 0 <= self.guide_t_min <= self.guide_t_max <= NUM_TRAIN_TIMESTEPS - 1:

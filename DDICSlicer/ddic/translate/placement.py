@@ -113,5 +113,6 @@ def place_frame(frame: Frame, size: int, options: PlacementOptions) -> Placement
     transform = CanonicalHeadTransform(frame, ellipse, size=size, anterior_right=options.anterior_right,
                                        pixel_size_mm=pixel_size)
     info.update(ellipse=ellipse.to_dict(), hc_mm=round(float(ellipse.hc_mm(pixel_size)), 2),
-                orientation_source=transform.orientation_source, anterior_right=transform.anterior_right)
+                orientation_source=transform.orientation_source, anterior_right=transform.anterior_right,
+                orientation_decided=transform.orientation_source != "default")
     return Placement(transform, info, margin_mm=options.mask_margin_mm, eight_bit=bool(frame.is_8bit))

@@ -75,7 +75,7 @@ def op_predict(session, request: dict) -> dict:
         raise RequestError(f'"box" must be [x0, y0, x1, y1] numbers, not {box!r}.')
     prompts = Prompts.from_labelled(_points(request), box)
     start = time.perf_counter()
-    result = segmenter.predict(prompts, multimask=arg(request, "multimask", bool, True))
+    result = segmenter.predict(prompts, multimask=arg(request, "multimask", bool, True)).require_region()
     write_mask(result.mask, session.frame, out, arg(request, "value", int, None))
     return {"out": str(out), **result.summary(), "seconds": round(time.perf_counter() - start, 4)}
 

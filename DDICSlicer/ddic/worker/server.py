@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import DDICError
+from ..io.writable import as_output_error
 from .protocol import (
     PROTOCOL_VERSION,
     RequestError,
@@ -30,6 +31,10 @@ from .protocol import (
 )
 
 log = logging.getLogger("ddic.worker")
+
+MAX_REQUEST_CHARS = 1 << 20
+"""Longest request line read: requests name files and carry prompts, so 1 Mi characters is generous,
+and a runaway client cannot make the worker hold an arbitrarily long line."""
 
 Handler = Callable[["Session", dict], dict | None]
 
@@ -109,8 +114,13 @@ class Worker:
             log.info("request %r failed: %s", rid, exc)
             response = failure(rid, exc)
         except Exception as exc:  # noqa: BLE001 -- a bug: report it, keep serving
-            log.error("unexpected error in request %r:\n%s", rid, traceback.format_exc())
-            response = failure(rid, exc, unexpected=True)
+            output_error = as_output_error(exc)  # a folder it cannot write is the user's to fix
+            if output_error is not None:
+                log.info("request %r failed: %s", rid, output_error)
+                response = failure(rid, output_error)
+            else:
+                log.error("unexpected error in request %r:\n%s", rid, traceback.format_exc())
+                response = failure(rid, exc, unexpected=True)
         self._write(out, response)
         return response
 
@@ -120,11 +130,24 @@ class Worker:
         out.flush()
 
     def serve(self, inp: TextIO, out: TextIO) -> int:
-        """Loop until ``shutdown`` or end of input; returns the exit status (0)."""
-        for line in inp:
-            self.handle_line(line, out)
-            if self.session.stop:
+        """Loop until ``shutdown`` or end of input; returns the exit status (0).
+
+        A line longer than :data:`MAX_REQUEST_CHARS` is answered with an error and skipped without being
+        held in memory; a last line cut off by the end of input is answered like any other (as malformed
+        JSON when it is incomplete); nothing after ``shutdown`` is read.
+        """
+        while not self.session.stop:
+            line = inp.readline(MAX_REQUEST_CHARS + 1)
+            if not line:
                 break
+            if len(line) > MAX_REQUEST_CHARS:
+                while line and not line.endswith("\n"):  # skip the rest of the oversized line
+                    line = inp.readline(MAX_REQUEST_CHARS)
+                self._write(out, failure(None, RequestError(
+                    f"Request line longer than {MAX_REQUEST_CHARS} characters; requests carry file paths, "
+                    "never image data.")))
+                continue
+            self.handle_line(line, out)
         return 0
 
 

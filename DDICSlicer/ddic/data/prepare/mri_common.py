@@ -47,6 +47,7 @@ import numpy as np
 
 from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, spacing_for_size
+from ...io.header import MAX_VOLUME_VOXELS, check_finite, check_header, read_header
 from ...progress import ProgressCallback, resolve
 from ..canonical_mri import BRAIN_PERCENTILES, canonical_mri_image
 from .output import SplitSummary, split_subjects, staged_output, write_manifest, write_summary
@@ -163,10 +164,12 @@ def read_volume(path: Path, what: str):
     path = Path(path)
     if not path.is_file():
         raise DDICInputError(f"{what} {path} not found")
+    check_header(path, read_header(path), MAX_VOLUME_VOXELS, what, "MAX_VOLUME_VOXELS")  # before any voxel is allocated
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise DDICInputError(f"cannot read {what} {path.name}: {str(exc).strip().splitlines()[-1]}") from exc
+    check_finite(sitk.GetArrayViewFromImage(image), f"{what} {path}")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DDICInputError(f"{what} {path.name} has {image.GetNumberOfComponentsPerPixel()} components per "
                              "voxel (RGB/vector); a scalar 3D volume is expected")
