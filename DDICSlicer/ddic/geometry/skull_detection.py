@@ -1,8 +1,8 @@
 """Automatic skull detection: the head ellipse of a transthalamic ultrasound frame, with no annotation.
 
-Why it exists: every translation places the head on the canonical grid from its skull ellipse, and most
-frames come without one; the detector gives that ellipse (and a confidence the panel shows) from the
-skull's own echo. :func:`detect_skull_ellipse` is the whole pipeline and the only entry point; the steps
+Why it exists: placing a head on the canonical grid the models were trained on needs its skull ellipse,
+and most frames come without one; the detector finds that ellipse (and a confidence the panel shows) from
+the skull's own echo. :func:`detect_skull_ellipse` is the whole pipeline and the only entry point; the steps
 live beside it: the image filters in :mod:`ddic.geometry.image_filters`, the candidate search (RANSAC and
 centre votes) in :mod:`ddic.geometry.skull_hypotheses`, the step from the echo's centre line to the outer
 bone surface in :mod:`ddic.geometry.skull_outer_surface`. Ellipses follow the :mod:`ddic.geometry.ellipse`
