@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 from ddic.diffusion.networks import build_unet, unet_config  # noqa: E402
 from ddic.diffusion.schedule import Schedule  # noqa: E402
 from ddic.geometry.canonical import spacing_for_size  # noqa: E402
-from ddic.io.modelfile import ModelCard, save_model  # noqa: E402
+from ddic.diffusion.modelfile import ModelCard, save_model  # noqa: E402
 
 TEST_SIZE = 32  # the smallest size the tiny preset allows; keeps network tests at seconds
 

@@ -104,7 +104,7 @@ def test_demo_writes_every_output_with_the_frame_geometry(tmp_path):
 
 
 def test_bundled_demo_models_are_present_small_and_labelled():
-    from ddic.io.modelfile import load_model
+    from ddic.diffusion.modelfile import load_model
     from ddic.models.bundled import bundled_model_path
 
     total = 0

@@ -164,7 +164,7 @@ def test_model_ids_from_models_list_are_accepted_for_translation(tmp_path, capsy
 ])
 def test_a_model_card_that_fails_validation_says_what_is_wrong(tmp_path, random_models, damage, expected):
     from ddic.errors import DDICModelError
-    from ddic.io.modelfile import load_model
+    from ddic.diffusion.modelfile import load_model
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -177,7 +177,7 @@ def test_a_model_card_that_fails_validation_says_what_is_wrong(tmp_path, random_
 
 
 def test_model_ids_are_accepted_by_evaluate():
-    from ddic.evaluate.methods import read_models
+    from ddic.translate.methods import read_models
 
     models = read_models("ddic", {"us_model": "ddic-demo-us", "mri_model": "ddic-demo-mri"})
     assert models.ids["us_model"].startswith("model@") and models.paths["us_model"].endswith("model.json")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ddic.errors import DDICModelError
-from ddic.io.modelfile import load_model, read_card, resolve_card_path, sha256_file
+from ddic.io.modelfile import sha256_file
+from ddic.diffusion.modelfile import load_model, read_card, resolve_card_path
 
 from conftest import TEST_SIZE, save_random_model
 
@@ -124,7 +125,7 @@ def test_newer_card_version_is_refused(model_dir):
 
 
 def test_float16_storage_halves_the_file_and_loads_as_float32(model_dir, tmp_path_factory):
-    from ddic.io.modelfile import save_model
+    from ddic.diffusion.modelfile import save_model
 
     tmp_path = tmp_path_factory.mktemp("half")
     full = load_model(model_dir / "us.json")
@@ -141,7 +142,7 @@ def test_float16_storage_halves_the_file_and_loads_as_float32(model_dir, tmp_pat
 
 
 def test_unknown_storage_dtype_is_refused(model_dir, tmp_path):
-    from ddic.io.modelfile import save_model
+    from ddic.diffusion.modelfile import save_model
 
     full = load_model(model_dir / "us.json")
     card, _ = read_card(model_dir / "us.json")

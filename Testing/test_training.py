@@ -28,7 +28,7 @@ from ddic.diffusion.train_outputs import tile_grid
 from ddic.diffusion.training import EpochSampler, TrainConfig, derive_seed, ema_decay_at, train
 from ddic.errors import DDICInputError, DDICModelError
 from ddic.geometry.canonical import spacing_for_size
-from ddic.io.modelfile import load_model
+from ddic.diffusion.modelfile import load_model
 
 SIZE = 32
 

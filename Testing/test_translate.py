@@ -6,7 +6,7 @@ import torch
 
 from ddic.diffusion.denoisers import GaussianDenoiser, UNetDenoiser
 from ddic.errors import DDICInputError, DDICModelError
-from ddic.io.modelfile import load_model
+from ddic.diffusion.modelfile import load_model
 from ddic.translate.engine import Translator, translate_tensor
 from ddic.translate.options import MODES, TranslateOptions
 

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from ddic.cli.main import main
-from ddic.io.modelfile import load_model
+from ddic.diffusion.modelfile import load_model
 from ddic.translate.engine import Translator
 from ddic.translate.options import TranslateOptions
 from ddic.translate.trust import (

@@ -174,7 +174,7 @@ def _stats(values, upper=False):
 def translator(steps: int):
     import torch
 
-    from ddic.io.modelfile import load_model
+    from ddic.diffusion.modelfile import load_model
     from ddic.models.bundled import bundled_model_path
     from ddic.translate.engine import Translator
     from ddic.translate.options import TranslateOptions

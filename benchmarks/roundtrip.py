@@ -27,7 +27,7 @@ from ddic.diffusion.denoisers import UNetDenoiser
 from ddic.diffusion.sampling import ode_decode, ode_encode
 from ddic.diffusion.schedule import Schedule
 from ddic.io.images import read_frame
-from ddic.io.modelfile import load_model
+from ddic.diffusion.modelfile import load_model
 
 
 def load_images(folder: Path, pattern: str, size: int, normalisation, limit: int) -> torch.Tensor:

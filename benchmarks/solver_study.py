@@ -94,7 +94,7 @@ def model_run(args, solver: str, steps: int, out: Path) -> dict:
 
 def seconds_per_frame(args, solver: str, steps: int) -> float:
     """Wall-clock seconds of one frame, DDIC faithful at batch 1, ``--threads`` torch threads."""
-    from ddic.io.modelfile import load_model
+    from ddic.diffusion.modelfile import load_model
     from ddic.translate.engine import Translator
     from ddic.translate.options import TranslateOptions
 

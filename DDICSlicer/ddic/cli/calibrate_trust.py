@@ -30,7 +30,7 @@ def run(args) -> int:
     import torch
 
     from ..diffusion.dataset import load_training_images
-    from ..io.modelfile import load_model
+    from ..diffusion.modelfile import load_model
     from ..translate.trust import measure_reference, store_reference
     from .common import tqdm_progress
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import DDICInputError
 from ..io.writable import check_output_folder
+from ..translate.methods import FLAGS, build_translator, check_models, read_models
 from ..translate.options import METHODS, TranslateOptions
 from ..translate.placement import PlacementOptions
 from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
@@ -69,22 +70,9 @@ def options_from_args(args) -> TranslateOptions:
     return options
 
 
-def check_model_args(args, method: str) -> None:
-    """The diffusion methods need --us-model and --mri-model, CycleGAN needs --cyclegan-model; never a mix."""
-    diffusion = {"--us-model": getattr(args, "us_model", None), "--mri-model": getattr(args, "mri_model", None)}
-    cyclegan = getattr(args, "cyclegan_model", None)
-    if method in METHODS:
-        missing = [name for name, value in diffusion.items() if not value]
-        if missing:
-            raise DDICInputError(f"--method {method} needs {' and '.join(missing)} (diffusion models).")
-        if cyclegan:
-            raise DDICInputError("--cyclegan-model is only used with --method cyclegan.")
-    else:
-        if not cyclegan:
-            raise DDICInputError(f"--method {method} needs --cyclegan-model (the folder of `ddic train-cyclegan`).")
-        given = [name for name, value in diffusion.items() if value]
-        if given:
-            raise DDICInputError(f"{' and '.join(given)} are not used with --method {method}; leave them out.")
+def model_arguments(args) -> dict:
+    """The model flags of ``ddic translate`` by model argument name (the registry's keys)."""
+    return {name: getattr(args, name, None) for name in FLAGS}
 
 
 def placement_from_args(args, frame_count: int) -> PlacementOptions:
@@ -119,7 +107,7 @@ def translate_all(args) -> int:
     from ..translate.service import expand_frames, translate_files
 
     options = options_from_args(args)
-    check_model_args(args, options.method)
+    check_models(options.method, model_arguments(args), forbid_others=True)
     place = detect()
     rank, world = place.rank, place.world_size
     if world > 1 and options.device in ("auto", "cuda") and torch.cuda.is_available():
@@ -159,19 +147,8 @@ def translate_all(args) -> int:
 
 
 def load_translator(args, options: TranslateOptions):
-    """(translator, model ids) for ``options.method``; models given as folders, files or manifest ids."""
-    if options.method in METHODS:
-        from ..io.modelfile import load_model
-        from ..models import ddic_model_path
-        from ..translate.engine import Translator
-
-        us_model = load_model(ddic_model_path(args.us_model, "--us-model"), expected_domain="us")
-        mri_model = load_model(ddic_model_path(args.mri_model, "--mri-model"), expected_domain="mri",
-                               expected_image_size=us_model.card.image_size)
-        return Translator(us_model, mri_model, options), {"us_model": us_model.model_id,
-                                                          "mri_model": mri_model.model_id}
-    from ..cyclegan.model import load_generator
-    from ..translate.cyclegan import CycleGANTranslator
-
-    translator = CycleGANTranslator(load_generator(args.cyclegan_model), options)
-    return translator, {"cyclegan_model": translator.model.model_id}
+    """(translator, model ids) for ``options.method``, through the method registry; models given as folders,
+    files or manifest ids."""
+    models = read_models(options.method, model_arguments(args))
+    translator = build_translator(models, options)
+    return translator, dict(models.ids)

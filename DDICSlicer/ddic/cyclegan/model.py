@@ -1,6 +1,6 @@
 """The CycleGAN baseline's inference file: the US → MRI generator as ``NAME.safetensors`` + ``NAME.json``.
 
-It follows the conventions of :mod:`ddic.io.modelfile` (weights never unpickled, the card records the
+It follows the conventions of :mod:`ddic.io.modelfile` and shares its base card record (weights never unpickled, the card records the
 weights' SHA-256 and is written after them, every check before any tensor is used, refusals that say
 what to do) with a card of its own kind, ``ddic-cyclegan-model``: a diffusion card needs a noise
 schedule and one domain, a translator has neither but has a direction. Its distinct ``format`` also
@@ -12,20 +12,17 @@ as the generator saw them in training (as the diffusion models' cards do).
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from .. import __version__
 from ..errors import DDICModelError
 from ..io.intensity import Normalisation
 from ..io.modelfile import (
-    CLINICAL_DISCLAIMER,
     DOMAIN_NAMES,
     LoadedFile,
-    card_from_fields,
+    ModelCardBase,
     find_card,
     load_frozen,
     read_json_card,
@@ -37,47 +34,30 @@ from .networks import GENERATOR_KIND, build_generator
 CARD_FORMAT = "ddic-cyclegan-model"
 CARD_FORMAT_VERSION = 1
 SOURCE_DOMAIN, TARGET_DOMAIN = "us", "mri"
-_REQUIRED = ("source_domain", "target_domain", "network", "image_size", "pixel_spacing_mm", "normalisation",
-             "weights_file", "weights_sha256")
 
 
-@dataclass
-class CycleGANCard:
-    """What a saved generator is (direction, network, size, normalisation) and how it was trained."""
+@dataclass(kw_only=True)
+class CycleGANCard(ModelCardBase):
+    """What a saved generator is (direction, network, size, normalisation) and how it was trained; the shared
+    fields (network, size, spacing, normalisation of the US training data, training, weights…) are
+    :class:`ddic.io.modelfile.ModelCardBase`'s."""
 
-    network: dict
-    image_size: int
-    pixel_spacing_mm: float
-    normalisation: dict  # of the source (US) training data: how frames are mapped to [−1, 1]
+    FORMAT: ClassVar[str] = CARD_FORMAT
+    FORMAT_VERSION: ClassVar[int] = CARD_FORMAT_VERSION
+    REQUIRED: ClassVar[tuple[str, ...]] = ("source_domain", "target_domain") + ModelCardBase.REQUIRED
+    LABEL: ClassVar[str] = "CycleGAN card"
+
     target_normalisation: dict = field(default_factory=dict)  # of the MRI training data (for reference)
     source_domain: str = SOURCE_DOMAIN
     target_domain: str = TARGET_DOMAIN
     method: str = "cyclegan"
-    training: dict = field(default_factory=dict)
-    description: str = ""
-    intended_use: str = CLINICAL_DISCLAIMER
-    created: str = ""
-    package_version: str = __version__
-    weights_file: str = ""
-    weights_sha256: str = ""
-    format: str = CARD_FORMAT
-    format_version: int = CARD_FORMAT_VERSION
-    extra: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict, where: Path) -> CycleGANCard:
-        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
-            found = data.get("format") if isinstance(data, dict) else None
-            hint = (" It is a diffusion model card: use it with --us-model / --mri-model and --method ddic or ddib."
-                    if found == "ddic-model" else "")
-            raise DDICModelError(
-                f"{where} is not a CycleGAN model card (its 'format' is {found!r}, not {CARD_FORMAT!r}).{hint} "
-                "Give the folder written by `ddic train-cyclegan`, its generator .json or .safetensors."
-            )
-        return card_from_fields(cls, data, where, CARD_FORMAT_VERSION, _REQUIRED, "CycleGAN card")
+    def wrong_format(cls, found, where: Path) -> str:
+        hint = (" It is a diffusion model card: use it with --us-model / --mri-model and --method ddic or ddib."
+                if found == "ddic-model" else "")
+        return (f"{where} is not a CycleGAN model card (its 'format' is {found!r}, not {CARD_FORMAT!r}).{hint} "
+                "Give the folder written by `ddic train-cyclegan`, its generator .json or .safetensors.")
 
 
 @dataclass

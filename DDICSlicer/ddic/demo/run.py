@@ -102,13 +102,11 @@ def _bundled(domain: str) -> str:
 def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
              stage: "callable | None" = None) -> dict:
     """Run the main job (see the module docstring); return the report (also written to report.json)."""
-    from ..io.modelfile import load_model
     from ..measure.contrast import measure_pair
     from ..measure.regions import PixelBox
-    from ..models import ddic_model_path
     from ..segment.backend import make_segmenter
     from ..segment.distal_atrium import measure_distal_atrium
-    from ..translate.engine import Translator
+    from ..translate.methods import build_translator, read_models
     from ..translate.frames import translate_frames
     from ..translate.placement import place_frame
 
@@ -140,10 +138,11 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
 
     # 2. models and head
     say("loading models")
-    us_model = load_model(ddic_model_path(options.us_model or _bundled("us"), "--us-model"), expected_domain="us")
-    mri_model = load_model(ddic_model_path(options.mri_model or _bundled("mri"), "--mri-model"), expected_domain="mri",
-                           expected_image_size=us_model.card.image_size)
-    size = us_model.card.image_size
+    models = read_models(options.translation.method, {"us_model": options.us_model or _bundled("us"),
+                                                      "mri_model": options.mri_model or _bundled("mri")})
+    translator = build_translator(models, options.translation)
+    us_model, mri_model = translator.us_model, translator.mri_model
+    size = translator.image_size
     anterior = options.placement.anterior_right
     orientation_note = None
     if anterior is None and case is not None:
@@ -164,9 +163,7 @@ def run_demo(options: DemoOptions, progress: ProgressCallback | None = None,
     lap("head")
 
     # 3. translate
-    translate_options = options.translation
-    translator = Translator(us_model, mri_model, translate_options)
-    t = translate_options
+    translate_options = t = options.translation
     say(f"translating with {t.method}{'/' + t.mode if t.method == 'ddic' else ''}, {t.solver} N = {t.steps}, "
         f"on {translator.device}")
     fixed = replace(options.placement, mode="head", ellipse=transform.ellipse, pixel_size_mm=pixel_size,

@@ -21,7 +21,8 @@ import torch
 from ..errors import DDICInputError
 from ..geometry.canonical import spacing_for_size
 from ..io.atomic import write_text_atomic
-from ..io.modelfile import DOMAIN_NAMES, ModelCard
+from ..io.modelfile import DOMAIN_NAMES
+from .modelfile import ModelCard
 from . import checkpoint as ckpt
 from .dataset import TrainingData
 from .schedule import Schedule

@@ -32,7 +32,7 @@ from ..errors import DDICInputError, DDICModelError
 from ..io.atomic import write_text_atomic
 from ..io.images import write_png
 from ..io.intensity import Normalisation
-from ..io.modelfile import save_model
+from .modelfile import save_model
 from ..progress import ProgressCallback, resolve
 from . import checkpoint as ckpt
 from . import distributed

@@ -1,35 +1,20 @@
-"""The translation methods an evaluation compares, behind one small registry.
-
-Why a registry: ``--methods ddic,ddib,cyclegan`` must check every name and its models *before* any work,
-identify each method's outputs without loading weights (so a rerun whose outputs are all cached never
-touches torch), and build the translator only when something is left to translate. A method is:
-
-- the diffusion methods (:data:`ddic.translate.options.METHODS`: ``ddic``, ``ddib``) — the US and MRI models
-  (``--us-model``, ``--mri-model``) and :class:`ddic.translate.engine.Translator`;
-- ``cyclegan`` — its generator (``--cyclegan-model``) and :class:`ddic.translate.cyclegan.CycleGANTranslator`.
-
-A new baseline adds an entry to :data:`MODEL_ARGUMENTS` and a branch in :func:`build_translator`.
+"""How an evaluation names, orders and caches the translation methods it compares (their models and
+translators come from the one registry, :mod:`ddic.translate.methods`).
 
 The *identity* of a method's output (what the cache compares) holds only what changes the pixels: the model
-ids (card name @ weights SHA-256) and the options that method uses — ``steps``/``mode``/``lr``… for DDIC, only
-``steps``/``clip_decode`` for DDIB (its decoder ignores the guidance options), nothing but the precision for
-CycleGAN — with the precision resolved (``auto`` is bf16 on CUDA, fp32 on the CPU) and the device type
-(CPU and CUDA arithmetic differ in the last bits; TF32 on CUDA), so outputs made on another kind of device
-are translated again. The device index and the batch size are left out: results do not depend on them
-(batch independence is tested in ``Testing/test_translate.py``).
+ids (card name @ weights SHA-256) and the options that method uses (the registry's ``identity_options``) —
+with the precision resolved (``auto`` is bf16 on CUDA, fp32 on the CPU) and the device type (CPU and CUDA
+arithmetic differ in the last bits; TF32 on CUDA), so outputs made on another kind of device are translated
+again. The device index and the batch size are left out: results do not depend on them (batch independence
+is tested in ``Testing/test_translate.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..errors import DDICInputError
-from ..translate.options import ALL_METHODS, METHODS, TranslateOptions
+from ..translate.methods import MethodModels, check_models, method_spec
+from ..translate.options import ALL_METHODS, TranslateOptions
 
-MODEL_ARGUMENTS = {"ddic": ("us_model", "mri_model"), "ddib": ("us_model", "mri_model"),
-                   "cyclegan": ("cyclegan_model",)}
-"""Which model arguments each method needs (EvaluateOptions fields; CLI ``--us-model`` …)."""
-FLAGS = {"us_model": "--us-model", "mri_model": "--mri-model", "cyclegan_model": "--cyclegan-model"}
 DISPLAY_ORDER = ("cyclegan", "ddib", "ddic")
 """Column order of the image grid and the plots after the US (the paper's Fig. 3: US | CycleGAN | DDIB | DDIC)."""
 PAIRED_MRI = "paired_mri"
@@ -37,12 +22,6 @@ PAIRED_MRI = "paired_mri"
 give. Measured like a method (same regions, same segmentation), so its numbers are the ceiling of each metric
 under this protocol; it is not translated and takes no part in FID/KID."""
 DISPLAY_NAMES = {"us": "US", "ddic": "DDIC", "ddib": "DDIB", "cyclegan": "CycleGAN", PAIRED_MRI: "Paired MRI"}
-_IDENTITY_OPTIONS = {
-    "ddic": ("method", "mode", "solver", "steps", "lr", "lr_reference_steps", "lr_reference_size", "median_kernel",
-             "corr_sign", "guidance", "guidance_window", "guide_t_min", "guide_t_max", "clip_decode", "cheap_prior_variance", "precision"),
-    "ddib": ("method", "solver", "steps", "clip_decode", "precision"),
-    "cyclegan": ("method", "precision"),
-}
 
 
 def parse_methods(text) -> tuple[str, ...]:
@@ -73,53 +52,7 @@ def display_name(method: str) -> str:
 def check_model_arguments(methods, models: dict) -> None:
     """Every method's models are given (``models``: field name → path or None); say which flag is missing."""
     for method in methods:
-        missing = [FLAGS[a] for a in MODEL_ARGUMENTS[method] if not models.get(a)]
-        if missing:
-            extra = (" (the folder of `ddic train-cyclegan`), or leave cyclegan out of --methods"
-                     if method == "cyclegan" else " (per-domain diffusion models from `ddic train`)")
-            raise DDICInputError(f"Method {method} needs {' and '.join(missing)}{extra}.")
-
-
-@dataclass
-class MethodModels:
-    """What identifies a method's models without loading weights, and where they are."""
-
-    method: str
-    ids: dict  # e.g. {"us_model": "us@0123abcd…", "mri_model": …}
-    paths: dict = field(default_factory=dict)
-    image_size: int = 0
-
-
-def read_models(method: str, models: dict) -> MethodModels:
-    """Read and check the model cards of ``method`` (no weights loaded): ids, paths and the model grid size."""
-    if method in METHODS:
-        from ..io.modelfile import read_card, validate_card
-        from ..models import ddic_model_path  # folders, files or ids from `ddic models list`
-
-        us_card, us_path = read_card(ddic_model_path(models["us_model"], "--us-model"))
-        validate_card(us_card, us_path, expected_domain="us")
-        mri_card, mri_path = read_card(ddic_model_path(models["mri_model"], "--mri-model"))
-        validate_card(mri_card, mri_path, expected_domain="mri", expected_image_size=us_card.image_size)
-        ids = {"us_model": f"{us_path.stem}@{us_card.weights_sha256[:12]}",
-               "mri_model": f"{mri_path.stem}@{mri_card.weights_sha256[:12]}"}
-        return MethodModels(method, ids, {"us_model": str(us_path), "mri_model": str(mri_path)},
-                            int(us_card.image_size))
-    if method == "cyclegan":
-        from ..cyclegan.model import read_card as read_cyclegan_card
-        from ..cyclegan.model import validate_card as validate_cyclegan_card
-
-        card, path = read_cyclegan_card(models["cyclegan_model"])
-        validate_cyclegan_card(card, path)
-        return MethodModels(method, {"cyclegan_model": f"{path.stem}@{card.weights_sha256[:12]}"},
-                            {"cyclegan_model": str(path)}, int(card.image_size))
-    raise DDICInputError(f"No models known for method {method!r}.")
-
-
-def translate_options(method: str, base: TranslateOptions) -> TranslateOptions:
-    """``base`` (steps, mode, lr, device…) with ``method`` set."""
-    data = base.to_dict()
-    data["method"] = method
-    return TranslateOptions.from_dict(data)
+        check_models(method, models)
 
 
 def identity(method: str, options: TranslateOptions, models: MethodModels) -> dict:
@@ -129,38 +62,6 @@ def identity(method: str, options: TranslateOptions, models: MethodModels) -> di
     device = select_device(options.device)
     data = options.to_dict()
     data["precision"] = "bf16" if use_bf16(options.precision, device) else "fp32"  # what "auto" resolves to
-    return {"method": method, "options": {k: data[k] for k in _IDENTITY_OPTIONS[method]}, "models": dict(models.ids),
+    keys = method_spec(method).identity_options
+    return {"method": method, "options": {k: data[k] for k in keys}, "models": dict(models.ids),
             "device_type": device.type}
-
-
-class SharedModels:
-    """The US and MRI models, loaded once and shared by DDIC and DDIB."""
-
-    def __init__(self) -> None:
-        self._loaded: dict = {}
-
-    def get(self, us_path: str, mri_path: str):
-        key = (us_path, mri_path)
-        if key not in self._loaded:
-            from ..io.modelfile import load_model
-
-            us = load_model(us_path, expected_domain="us")
-            mri = load_model(mri_path, expected_domain="mri", expected_image_size=us.card.image_size)
-            self._loaded[key] = (us, mri)
-        return self._loaded[key]
-
-
-def build_translator(models: MethodModels, options: TranslateOptions, shared: SharedModels | None = None):
-    """A translator with the Translator interface (``image_size``, ``device``, ``translate``) for ``models``."""
-    if models.method in METHODS:
-        from ..translate.engine import Translator
-
-        us, mri = (shared or SharedModels()).get(models.paths["us_model"], models.paths["mri_model"])
-        return Translator(us, mri, options)
-    if models.method == "cyclegan":
-        from ..cyclegan.model import load_generator
-        from ..translate.cyclegan import CycleGANTranslator
-
-        return CycleGANTranslator(load_generator(models.paths["cyclegan_model"]), options)
-    raise DDICInputError(f"No translator for method {models.method!r}.")
-

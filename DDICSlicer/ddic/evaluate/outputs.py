@@ -26,13 +26,8 @@ from ..io.atomic import write_text_atomic
 from ..io.images import Frame, read_frame, write_like
 from ..progress import ProgressCallback, resolve
 from .cases import EvalCase
-from .methods import (
-    MethodModels,
-    SharedModels,
-    build_translator,
-    identity,
-    translate_options,
-)
+from ..translate.methods import MethodModels, SharedModels, build_translator, with_method
+from .methods import identity
 
 OUTPUTS_DIR = "outputs"
 OUTPUT_KIND = "ddic_evaluation_output"
@@ -107,7 +102,7 @@ def translate_method(out: Path, models: MethodModels, base_options, cases: list[
 
     report = resolve(progress)
     method = models.method
-    options = translate_options(method, base_options)
+    options = with_method(method, base_options)
     wanted = identity(method, options, models)
     results: dict[str, MethodOutput] = {}
     todo = []

@@ -35,7 +35,8 @@ from . import cases as cases_module
 from . import figures, html, summary
 from .fid import feature_comparisons, make_extractor
 from .measure import columns, measure_output, measure_source
-from .methods import PAIRED_MRI, SharedModels, display_order, read_models
+from ..translate.methods import SharedModels, read_models
+from .methods import PAIRED_MRI, display_order
 from .options import EvaluateOptions
 from .outputs import OUTPUTS_DIR, MethodOutput, translate_method
 
@@ -242,9 +243,9 @@ def _fid(options: EvaluateOptions, cases, outputs: dict, extractor, notes: list[
 
 def _step_lr(options, models: dict) -> float | None:
     """The per-step correlation rate DDIC used at its models' size (None when DDIC was not run)."""
-    from .methods import translate_options
+    from ..translate.methods import with_method
 
     ddic = models.get("ddic")
     if ddic is None or not ddic.image_size:
         return None
-    return translate_options("ddic", options).step_lr(ddic.image_size)
+    return with_method("ddic", options).step_lr(ddic.image_size)

@@ -1,10 +1,11 @@
-"""Model files: weights in ``NAME.safetensors`` with a JSON model card ``NAME.json`` beside them.
+"""Model files, whatever the model: weights in ``NAME.safetensors`` with a JSON card ``NAME.json`` beside them.
 
-The card says what the model is (domain, network, image size, pixel spacing, schedule, normalisation),
-how it was made (training data, steps, hardware, time, command, package version) and the SHA-256 of the
-weights. Loading checks all of it before any tensor is used and fails with a message that says what is
-wrong and what to do: a wrong domain or size, a foreign schedule and a corrupt file are all refused.
-Weights are never unpickled.
+This module holds what every kind of model file shares — the base card record (:class:`ModelCardBase`: the
+network, image size, pixel spacing, normalisation, how it was trained, the weights' name, dtype and SHA-256,
+format and version), finding a card from a folder / card / weights path, writing weights then card
+atomically, and reading weights after checking their SHA-256 (never unpickled). Each kind keeps its own
+card and loader beside its code: the diffusion models in :mod:`ddic.diffusion.modelfile`, the CycleGAN
+generator in :mod:`ddic.cyclegan.model`. Every refusal says what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -15,33 +16,33 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import __version__
 from ..errors import DDICModelError
 from .atomic import atomic_path, write_text_atomic
 from .intensity import Normalisation
 
-CARD_FORMAT = "ddic-model"
-CARD_FORMAT_VERSION = 1
 DOMAINS = ("us", "mri")
 DOMAIN_NAMES = {"us": "ultrasound", "mri": "MRI"}
 CLINICAL_DISCLAIMER = "For research use only; not a medical device and not for clinical decisions."
-_REQUIRED = ("domain", "preset", "network", "image_size", "pixel_spacing_mm", "schedule", "normalisation",
-             "weights_file", "weights_sha256")
 
 
-@dataclass
-class ModelCard:
-    """Everything needed to rebuild, check and cite one per-domain diffusion model."""
+@dataclass(kw_only=True)
+class ModelCardBase:
+    """The fields every model card has; a kind of model subclasses it with its own fields and class constants
+    (:attr:`FORMAT`, :attr:`FORMAT_VERSION`, :attr:`REQUIRED`, :attr:`LABEL`)."""
 
-    domain: str
-    preset: str
+    FORMAT: ClassVar[str] = ""
+    FORMAT_VERSION: ClassVar[int] = 1
+    REQUIRED: ClassVar[tuple[str, ...]] = ("network", "image_size", "pixel_spacing_mm", "normalisation",
+                                           "weights_file", "weights_sha256")
+    LABEL: ClassVar[str] = "Model card"
+
     network: dict
     image_size: int
     pixel_spacing_mm: float
-    schedule: dict
-    normalisation: dict
+    normalisation: dict  # how the (source) training data was mapped to [−1, 1]
     training: dict = field(default_factory=dict)
     description: str = ""
     intended_use: str = CLINICAL_DISCLAIMER
@@ -49,28 +50,34 @@ class ModelCard:
     package_version: str = __version__
     weights_file: str = ""
     weights_sha256: str = ""
-    weights: str = "ema"
     weights_dtype: str = "float32"  # how the tensors are stored; they are loaded into a float32 network
-    format: str = CARD_FORMAT
-    format_version: int = CARD_FORMAT_VERSION
+    format: str = ""
+    format_version: int = 1
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.format = self.format or self.FORMAT
+        self.format_version = self.format_version or self.FORMAT_VERSION
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict, where: Path) -> ModelCard:
-        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
-            raise DDICModelError(
-                f"{where} is not a DDIC model card (its 'format' is not {CARD_FORMAT!r}). "
-                "Give the .json card written by `ddic train`, its .safetensors file, or their folder."
-            )
-        return card_from_fields(cls, data, where, CARD_FORMAT_VERSION, _REQUIRED, "Model card")
+    def wrong_format(cls, found, where: Path) -> str:
+        """The refusal for a file whose ``format`` is not this kind's (a subclass may add a hint)."""
+        return f"{where} is not a {cls.LABEL.lower()} (its 'format' is {found!r}, not {cls.FORMAT!r})."
+
+    @classmethod
+    def from_dict(cls, data: dict, where: Path):
+        if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
+            raise DDICModelError(cls.wrong_format(data.get("format") if isinstance(data, dict) else None, where))
+        return card_from_fields(cls, data, where, cls.FORMAT_VERSION, cls.REQUIRED, cls.LABEL)
 
 
 class LoadedFile:
-    """What every loaded model file offers (a diffusion model here, the CycleGAN generator in
-    :mod:`ddic.cyclegan.model`); the dataclass that mixes it in has ``card``, ``card_path``, ``weights_path``."""
+    """What every loaded model file offers (a diffusion model, :mod:`ddic.diffusion.modelfile`; the CycleGAN
+    generator, :mod:`ddic.cyclegan.model`); the dataclass that mixes it in has ``card``, ``card_path``,
+    ``weights_path``."""
 
     card: Any
     card_path: Path
@@ -83,14 +90,6 @@ class LoadedFile:
     @property
     def model_id(self) -> str:
         return f"{self.card_path.stem}@{self.card.weights_sha256[:12]}"
-
-
-@dataclass
-class LoadedModel(LoadedFile):
-    unet: Any  # diffusers.UNet2DModel, eval mode, weights frozen
-    card: ModelCard
-    card_path: Path
-    weights_path: Path
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -117,7 +116,7 @@ def card_from_fields(cls, data: dict, where: Path, format_version: int, required
     return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def find_card(path: str | os.PathLike, card_format: str = CARD_FORMAT, kind: str = "",
+def find_card(path: str | os.PathLike, card_format: str, kind: str = "",
               writer: str = "`ddic train`", folder_hint: str = "") -> Path:
     """Accept a card (.json), its weights (.safetensors) or a folder holding exactly one card of
     ``card_format``. ``kind`` ("" for diffusion models, "CycleGAN") and ``writer`` (the command that writes
@@ -149,12 +148,7 @@ def find_card(path: str | os.PathLike, card_format: str = CARD_FORMAT, kind: str
     return path
 
 
-def resolve_card_path(path: str | os.PathLike) -> Path:
-    """Accept a card (.json), its weights (.safetensors) or a folder holding exactly one model card."""
-    return find_card(path)
-
-
-def _card_problem(path: Path, card_format: str = CARD_FORMAT) -> str | None:
+def _card_problem(path: Path, card_format: str) -> str | None:
     """``None`` when ``path`` is a card of ``card_format``, else what is wrong with it (for the error
     that lists why a folder holds no usable card)."""
     try:
@@ -237,67 +231,13 @@ def load_frozen(module, state: dict, weights_path: Path, what: str):
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 
 
-def save_model(unet, card: ModelCard, weights_path: str | os.PathLike, dtype: str = "float32") -> Path:
-    """Write ``unet``'s weights and ``card`` (weights file name, SHA-256 and date filled in), atomically.
-
-    ``dtype`` is the storage type of floating-point tensors: ``float16`` halves the file (the bundled demo
-    models use it to stay small); loading always builds a float32 network. Returns the card's path. The
-    weights are written first, so a card never points at missing weights.
-    """
+def state_for_storage(module, dtype: str = "float32") -> dict:
+    """``module``'s tensors on the CPU, floating point ones stored as ``dtype`` (``float16`` halves a file; a
+    loader always builds a float32 network)."""
     import torch
 
     if dtype not in STORAGE_DTYPES:
         raise DDICModelError(f"Unknown weight storage type {dtype!r}; choose one of {', '.join(STORAGE_DTYPES)}.")
-
-    weights_path = Path(weights_path)
-    if weights_path.suffix != ".safetensors":  # before the domain check (the writer checks it too)
-        raise DDICModelError(f"Model weights must be saved as .safetensors, got {weights_path}.")
-    if card.domain not in DOMAINS:
-        raise DDICModelError(f"Unknown domain {card.domain!r}; expected one of {DOMAINS}.")
     storage = getattr(torch, dtype)
-    state = {k: (v.detach().to("cpu", storage) if v.is_floating_point() else v.detach().to("cpu")).contiguous()
-             for k, v in unet.state_dict().items()}
-    card.weights_dtype = dtype
-    return write_weights_and_card(state, card, weights_path, {"format": CARD_FORMAT, "domain": card.domain})
-
-
-def read_card(path: str | os.PathLike) -> tuple[ModelCard, Path]:
-    card_path = resolve_card_path(path)
-    return ModelCard.from_dict(read_json_card(card_path), card_path), card_path
-
-
-def validate_card(card: ModelCard, card_path: Path, expected_domain: str | None = None,
-                  expected_image_size: int | None = None) -> None:
-    """Refuse a card that does not fit the requested use, with a message that says which model to use."""
-    from ..diffusion.schedule import Schedule
-
-    if card.domain not in DOMAINS:
-        raise DDICModelError(f"Model card {card_path} names an unknown domain {card.domain!r}.")
-    if expected_domain is not None and card.domain != expected_domain:
-        raise DDICModelError(
-            f"{card_path.name} is an {DOMAIN_NAMES[card.domain]} model, but an {DOMAIN_NAMES[expected_domain]} "
-            f"model is needed here. Check that the US and MRI models are not swapped."
-        )
-    if expected_image_size is not None and int(card.image_size) != int(expected_image_size):
-        raise DDICModelError(
-            f"{card_path.name} works on {card.image_size}×{card.image_size} images, but "
-            f"{expected_image_size}×{expected_image_size} is needed (both models of a translation must have "
-            "the same image size)."
-        )
-    if int(card.network.get("sample_size", card.image_size)) != int(card.image_size):
-        raise DDICModelError(f"Model card {card_path} is inconsistent: network size differs from image_size.")
-    Schedule.from_dict(card.schedule)  # raises DDICModelError for a foreign schedule
-    Normalisation.from_dict(card.normalisation)
-
-
-def load_model(path: str | os.PathLike, expected_domain: str | None = None,
-               expected_image_size: int | None = None) -> LoadedModel:
-    """Load a model after checking its card and the SHA-256 of its weights."""
-    from ..diffusion.networks import build_unet
-
-    card, card_path = read_card(path)
-    validate_card(card, card_path, expected_domain, expected_image_size)
-    weights_path, state = verified_weights(card_path, card.weights_file, card.weights_sha256,
-                                           "Copy or download the model again.")
-    unet = load_frozen(build_unet(card.network), state, weights_path, "network")
-    return LoadedModel(unet=unet, card=card, card_path=card_path, weights_path=weights_path)
+    return {k: (v.detach().to("cpu", storage) if v.is_floating_point() else v.detach().to("cpu")).contiguous()
+            for k, v in module.state_dict().items()}

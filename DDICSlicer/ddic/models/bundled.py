@@ -1,7 +1,7 @@
 """The demo models shipped with DDICSlicer (``Resources/models/demo-us``, ``demo-mri``): where they are.
 
 They are listed in the manifest as kind ``bundled`` with ids ``ddic-demo-us`` / ``ddic-demo-mri``; this
-module turns a domain into the model folder that :func:`ddic.io.modelfile.load_model` reads (which then
+module turns a domain into the model folder that :func:`ddic.diffusion.modelfile.load_model` reads (which then
 checks the weights against the SHA-256 in their card). Found the same way from a source checkout, a wheel
 and an installed Slicer extension (:func:`ddic.models.resources.resources_dir`).
 """
@@ -41,7 +41,7 @@ def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, whe
     and its training curve (``loss.csv`` and ``loss.png``) and last sample grid beside it."""
     import shutil
 
-    from ..io.modelfile import load_model, save_model
+    from ..diffusion.modelfile import load_model, save_model
 
     trained_model = load_model(trained)
     run_dir = trained_model.card_path.parent
@@ -51,24 +51,29 @@ def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, whe
     steps = card.training.get("steps")
     count = card.training.get("image_count")
     card.description = (
-        f"DDICSlicer demo model ({card.domain}): tiny UNet at {card.image_size} px trained for {steps} steps on "
+        f"DDICSlicer demo model ({card.domain}): {card.preset} UNet ({card.schedule.get('prediction', 'epsilon')}) at "
+        f"{card.image_size} px trained for {steps} steps on "
         f"{count} synthetic phantom images (ddic phantom, unpaired, disjoint seeds) on {where}. "
         "For demonstration and testing only — not trained on real scans, not for clinical use.")
     card.intended_use = DEMO_INTENDED_USE
     card.training = {**card.training, "recipe": recipe, "trained_where": where,
-                     "data_description": "synthetic phantom (ddic phantom --seed 1000), not real scans",
+                     "data_description": ("synthetic phantom (ddic phantom --seed 1000), not real scans; US: the "
+                                          "canonical head images of the phantom frames (skull-masked as ddic "
+                                          "prepare hc18 does, orientation from the phantom); MRI: brain-extracted "
+                                          "slices (as ddic prepare feta does)"),
                      "training_curve": "loss.csv, loss.png"}
     card_path = save_model(trained_model.unet, card, out_dir / "model.safetensors", dtype="float16")
     if (run_dir / "loss.csv").is_file():
         shutil.copyfile(run_dir / "loss.csv", out_dir / "loss.csv")
-        _plot_loss(out_dir / "loss.csv", out_dir / "loss.png", f"{card.domain} demo model")
+        target = "v" if card.schedule.get("prediction") == "v_prediction" else "ε"
+        _plot_loss(out_dir / "loss.csv", out_dir / "loss.png", f"{card.domain} demo model", f"{target}-MSE")
     grids = sorted((run_dir / "samples").glob("step_*.png"))
     if grids:
         shutil.copyfile(grids[-1], out_dir / "samples.png")
     return card_path
 
 
-def _plot_loss(csv_path: Path, png_path: Path, title: str) -> None:
+def _plot_loss(csv_path: Path, png_path: Path, title: str, ylabel: str = "ε-MSE") -> None:
     """Training curve: per-step loss and its 50-step running mean (matplotlib, if installed)."""
     import csv
 
@@ -92,7 +97,7 @@ def _plot_loss(csv_path: Path, png_path: Path, title: str) -> None:
     ax.plot(steps, loss, lw=0.5, alpha=0.4, label="loss")
     ax.plot(steps, smooth, lw=1.5, label=f"{window}-step mean")
     ax.set_xlabel("step")
-    ax.set_ylabel("ε-MSE")
+    ax.set_ylabel(ylabel)
     ax.set_yscale("log")
     ax.set_title(title)
     ax.legend()

@@ -77,7 +77,7 @@ def verify_bundled(entry: ModelEntry, progress: ProgressCallback | None = None) 
     path = entry.installed_bundled_path()
     if entry.sha256 and path.is_file():
         return verify(entry, path=path, progress=progress)
-    from ..io.modelfile import read_card
+    from ..diffusion.modelfile import read_card
 
     card, card_path = read_card(path)
     weights = card_path.with_name(card.weights_file or card_path.with_suffix(".safetensors").name)
@@ -92,7 +92,7 @@ def verify_bundled(entry: ModelEntry, progress: ProgressCallback | None = None) 
 
 
 def ddic_model_path(spec: str | os.PathLike, option: str = "--us-model") -> str:
-    """What :func:`ddic.io.modelfile.load_model` reads for a DDIC diffusion model given as a path (a
+    """What :func:`ddic.diffusion.modelfile.load_model` reads for a DDIC diffusion model given as a path (a
     card, its weights or their folder) or as an id that ``ddic models list`` prints (e.g. the bundled
     ``ddic-demo-us``). An existing path wins over an id of the same name; anything else is returned as
     it is, so ``load_model`` says what is wrong with it. ``option`` names the flag in errors."""

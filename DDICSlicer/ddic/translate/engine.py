@@ -15,7 +15,7 @@ from ..diffusion.denoisers import UNetDenoiser
 from ..diffusion.sampling import StepHook, ode_decode, ode_encode
 from ..diffusion.schedule import Schedule
 from ..errors import DDICModelError
-from ..io.modelfile import LoadedModel
+from ..diffusion.modelfile import LoadedModel
 from ..progress import ProgressCallback, resolve
 from .device import configure_backends, select_device, use_bf16
 from .guided_decode import DecodeTrace, guided_decode
