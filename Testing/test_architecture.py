@@ -10,9 +10,9 @@ executed) and compared with :data:`ALLOWED`.
 
 A *unit* is a subpackage of ``ddic`` (``ddic.io``, ``ddic.geometry``, …) or one of the :data:`LEAVES`,
 small modules every unit may use. :data:`ALLOWED` is architecture.md's package table, made complete:
-where the code has a legitimate edge the table does not show, it is allowed here with the reason; the one
-upward edge still in the code is in :data:`KNOWN_UPWARD` and must disappear when it is fixed. To see the
-real graph: ``python Testing/test_architecture.py``.
+where the code has a legitimate edge the table does not show, it is allowed here with the reason, and the
+allowed edges must stay free of cycles (:func:`test_allowed_units_form_layers`), so no edge can point
+upwards. To see the real graph: ``python Testing/test_architecture.py``.
 """
 
 from __future__ import annotations
@@ -53,13 +53,15 @@ ALLOWED: dict[str, set[str]] = {
     "cyclegan": {"diffusion", "io", "geometry"},
     # architecture.md: diffusion, io. + geometry: head placement (translate.placement fits or detects the
     # skull ellipse and builds the canonical transform); + cyclegan: CycleGAN inference, which the table
-    # puts in translate, loads its model through ddic.cyclegan
-    "translate": {"diffusion", "io", "geometry", "cyclegan"},
+    # puts in translate, loads its model through ddic.cyclegan; + models: the method registry resolves
+    # model ids of `ddic models list` to files (translate.methods)
+    "translate": {"diffusion", "io", "geometry", "cyclegan", "models"},
     # architecture.md: geometry, io. + measure: the ventricle atlas describes the head's axes with
     # ddic.measure.plausibility.HeadAxes (a pure-numpy record)
     "data": {"geometry", "io", "measure"},
-    # architecture.md: io
-    "models": {"io"},
+    # architecture.md: io. + diffusion: a bundled DDIC model is verified against its diffusion model card,
+    # and a trained one exported as a demo model with it (ddic.diffusion.modelfile)
+    "models": {"io", "diffusion"},
     # architecture.md: models. + io: masks written with their geometry; + measure: the automatic distal
     # atrium measurement (segment.distal_atrium) judges and measures its mask; + data: it places its
     # prompts with the ventricle atlas (ddic.data.ventricle_atlas)
@@ -77,12 +79,6 @@ ALLOWED: dict[str, set[str]] = {
     "cli": set(_ORCHESTRATION) | {"evaluate", "demo", "worker"},
     "__main__": {"cli"},
 }
-
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    ("io", "diffusion"): "io.modelfile validates the diffusion model card and builds the UNet lazily; issue 15 "
-                         "item 4 moves the diffusion card and loader beside the diffusion code",
-}
-"""Upward edges the code still has, each with the plan that removes it (then delete its entry here)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -157,7 +153,7 @@ def violations(source: str, module: str, is_package: bool = False,
             continue
         elif own in LEAVES:
             problems.append(f"{module}:{line}: the leaf {own!r} imports {target!r}; leaves use nothing of ddic")
-        elif target not in allowed[own] and (own, target) not in KNOWN_UPWARD:
+        elif target not in allowed[own]:
             problems.append(f"{module}:{line}: {own} → {target} is not allowed (may use: "
                             f"{', '.join(sorted(allowed[own] | LEAVES)) or 'nothing'})")
     return problems
@@ -196,7 +192,12 @@ def test_every_engine_unit_is_placed():
 
 
 def test_allowed_units_form_layers():
-    """Without the known upward edges the allowed graph has no cycle: every unit sits on a level."""
+    """The allowed graph has no cycle: every unit sits on a level above the units it uses."""
+    assert len(layers()) >= 5
+
+
+def layers() -> list[set[str]]:
+    """The units level by level, the lowest first (each uses only units of lower levels and the leaves)."""
     remaining = {unit: set(uses) for unit, uses in ALLOWED.items()}
     levels = []
     while remaining:
@@ -204,16 +205,7 @@ def test_allowed_units_form_layers():
         assert level, f"the allowed edges form a cycle among {sorted(remaining)}"
         levels.append(level)
         remaining = {unit: uses for unit, uses in remaining.items() if unit not in level}
-    for (lower, upper), _ in KNOWN_UPWARD.items():
-        assert [lower in lv for lv in levels].index(True) < [upper in lv for lv in levels].index(True), \
-            f"{lower} → {upper} is listed as upward but is not"
-
-
-def test_known_upward_edges_are_still_there():
-    """An exception stays only while the code needs it: fixed edges must leave KNOWN_UPWARD."""
-    graph = actual_graph()
-    stale = [edge for edge in KNOWN_UPWARD if edge[1] not in graph.get(edge[0], {})]
-    assert not stale, f"these upward edges are gone from the code; delete them from KNOWN_UPWARD: {stale}"
+    return levels
 
 
 def test_option_and_placement_modules_import_no_torch():
@@ -254,14 +246,16 @@ def test_checker_accepts_downward_and_leaf_imports():
               "def f():\n    from ..progress import resolve\n")
     assert violations(source, "ddic.geometry.fake") == []
     assert violations("from .. import io, errors\n", "ddic.models.fake") == []
-    assert violations("from ddic import translate\n", "ddic.models.fake") == [
-        "ddic.models.fake:1: models → translate is not allowed (may use: ddic, errors, io, progress)"]
+    assert violations("from ddic import translate\n", "ddic.measure.fake") == [
+        "ddic.measure.fake:1: measure → translate is not allowed (may use: ddic, errors, progress)"]
 
 
 def test_checker_asks_to_place_a_new_unit():
     assert "not placed in ALLOWED" in violations("from ..io import images\n", "ddic.newpackage.fake")[0]
 
 
-if __name__ == "__main__":  # print the real graph, to keep architecture.md true
+if __name__ == "__main__":  # print the real graph and the levels, to keep architecture.md true
     for unit, uses in sorted(actual_graph().items()):
         print(f"{unit} → " + ", ".join(f"{u} ({len(places)})" for u, places in sorted(uses.items())))
+    for number, level in enumerate(layers()):
+        print(f"level {number}: {', '.join(sorted(level))}")
