@@ -356,3 +356,22 @@ def test_a_non_finite_gradient_skips_the_update_instead_of_poisoning_the_weights
     assert all(torch.isfinite(w.float()).all() for w in weights.values())
     card = load_model(out).card
     assert card.training["skipped_updates"]["steps"] == [2]
+
+
+def test_cosine_schedule_and_initialising_from_an_earlier_model(png_folder, tmp_path):
+    from ddic.diffusion.training import learning_rate
+
+    cfg = config(png_folder, tmp_path / "a", steps=10, warmup_steps=2, lr_schedule="cosine", min_lr=1e-5)
+    lrs = [learning_rate(s, cfg) for s in range(10)]
+    assert lrs[0] == pytest.approx(cfg.lr / 2) and lrs[2] == pytest.approx(cfg.lr)
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] > cfg.min_lr
+    assert learning_rate(10, cfg) == pytest.approx(cfg.min_lr)
+    first = tmp_path / "first"
+    train(config(png_folder, first, steps=2, checkpoint_every=2))
+    second = tmp_path / "second"
+    train(config(png_folder, second, steps=1, checkpoint_every=1, init_from=str(first), lr=1e-12, ema_decay=0.0))
+    a, b = read_tensors(first / "model.safetensors"), read_tensors(second / "model.safetensors")
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)  # started from the first's weights
+    assert load_model(second).card.training["initialised_from"] == str(first)
+    with pytest.raises(DDICInputError, match="init-from"):
+        train(config(png_folder, tmp_path / "third", steps=1, init_from=str(first), prediction="epsilon"))

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     from ..diffusion.dataset import INTENSITY_CHOICES
     from ..diffusion.networks import PRESETS, SUPPORTED_IMAGE_SIZES
     from ..diffusion.prediction import LOSS_WEIGHTINGS, PREDICTIONS
-    from ..diffusion.train_config import BF16_CHOICES, DEVICE_CHOICES, FLIP_CHOICES, TrainConfig
+    from ..diffusion.train_config import BF16_CHOICES, DEVICE_CHOICES, FLIP_CHOICES, LR_SCHEDULES, TrainConfig
     from ..io.modelfile import DOMAINS
     from .common import add_checkpoint_options, add_run_options
 
@@ -47,6 +47,11 @@ def register(subparsers) -> None:
         help="AdamW weight decay (default %(default)s)")
     add("--warmup", type=int, default=d.warmup_steps, metavar="N",
         help="linear learning-rate warm-up steps (default %(default)s)")
+    add("--lr-schedule", default=d.lr_schedule, choices=LR_SCHEDULES,
+        help="after the warm-up: constant, or cosine decay to --min-lr at the last step (default %(default)s)")
+    add("--min-lr", type=float, default=d.min_lr, help="final lr of --lr-schedule cosine (default %(default)s)")
+    add("--init-from", metavar="MODEL",
+        help="start from the weights of an earlier model of the same preset/size/prediction (fine-tuning)")
     add("--grad-clip", type=float, default=d.grad_clip, metavar="NORM",
         help="max gradient norm, 0 for no clipping (default %(default)s)")
     add("--ema-decay", type=float, default=d.ema_decay, metavar="DECAY",
@@ -80,7 +85,8 @@ def config_from_args(args: argparse.Namespace):
         domain=args.domain, data_dir=args.data, out_dir=args.out, preset=args.preset, image_size=args.size,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         ema_decay=args.ema_decay, prediction=args.prediction, loss_weighting=args.loss_weighting,
-        min_snr_gamma=args.min_snr_gamma, flip=args.flip, warmup_steps=args.warmup, grad_clip=args.grad_clip,
+        min_snr_gamma=args.min_snr_gamma, flip=args.flip, warmup_steps=args.warmup,
+        lr_schedule=args.lr_schedule, min_lr=args.min_lr, init_from=args.init_from, grad_clip=args.grad_clip,
         sample_steps=args.sample_steps, num_samples=args.num_samples, bf16=args.bf16, **shared_option_values(args),
     )
 

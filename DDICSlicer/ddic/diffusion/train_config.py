@@ -17,6 +17,7 @@ from .prediction import LOSS_WEIGHTINGS, PREDICTIONS
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 BF16_CHOICES = ("auto", "on", "off")
 FLIP_CHOICES = ("vertical", "horizontal", "none")
+LR_SCHEDULES = ("constant", "cosine")
 """Augmentation by mirroring, p = 0.5. Canonical heads have the midline horizontal with the occiput on the
 left, so a *horizontal* flip swaps front and back — a head no canonical image shows, which teaches the
 model a second orientation and lets a decode come out reversed. A *vertical* flip swaps the hemispheres
@@ -45,6 +46,9 @@ class TrainConfig:
     min_snr_gamma: float = 5.0
     flip: str = "vertical"
     warmup_steps: int = 0  # linear lr warm-up
+    lr_schedule: str = "constant"  # or "cosine": half cosine from lr to min_lr at the last step
+    min_lr: float = 0.0
+    init_from: str | None = None  # start from an earlier model's (EMA) weights
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     seed: int = 0
     checkpoint_every: int = 1000
@@ -84,6 +88,8 @@ class TrainConfig:
         need(self.min_snr_gamma > 0, f"--min-snr-gamma must be positive, got {self.min_snr_gamma}.")
         need(self.flip in FLIP_CHOICES, f"--flip must be one of {', '.join(FLIP_CHOICES)}.")
         need(self.warmup_steps >= 0, f"--warmup must not be negative, got {self.warmup_steps}.")
+        need(self.lr_schedule in LR_SCHEDULES, f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}.")
+        need(0 <= self.min_lr <= self.lr, f"--min-lr must lie in [0, --lr], got {self.min_lr}.")
         need(self.grad_clip >= 0, f"--grad-clip must not be negative (0 turns it off), got {self.grad_clip}.")
         need(self.seed >= 0, f"--seed must not be negative, got {self.seed}.")
         need(self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}.")
@@ -117,12 +123,15 @@ class TrainConfig:
                 "--batch-size", self.batch_size, "--lr", self.lr, "--weight-decay", self.weight_decay,
                 "--ema-decay", self.ema_decay, "--prediction", self.prediction,
                 "--loss-weighting", self.loss_weighting, "--min-snr-gamma", self.min_snr_gamma, "--flip", self.flip,
-                "--warmup", self.warmup_steps, "--grad-clip", self.grad_clip,
+                "--warmup", self.warmup_steps, "--lr-schedule", self.lr_schedule, "--min-lr", self.min_lr,
+                "--grad-clip", self.grad_clip,
                 "--seed", self.seed, "--checkpoint-every", self.checkpoint_every,
                 "--sample-steps", self.sample_steps, "--num-samples", self.num_samples,
                 "--device", self.device, "--bf16", self.bf16, "--intensity", self.intensity]
         if self.sample_every is not None:
             args += ["--sample-every", self.sample_every]
+        if self.init_from:
+            args += ["--init-from", self.init_from]
         if self.resume:
             args.append("--resume")
         return shlex.join(str(a) for a in args)

@@ -169,6 +169,9 @@ def build_card(config: TrainConfig, data: TrainingData, network: dict, *, steps_
         "world_size": world_size,
         "lr": config.lr,
         "warmup_steps": config.warmup_steps,
+        "lr_schedule": config.lr_schedule if config.lr_schedule == "constant"
+        else f"cosine to {config.min_lr:g} at step {config.steps}",
+        "initialised_from": config.init_from,
         "weight_decay": config.weight_decay,
         "grad_clip": config.grad_clip,
         "optimizer": "AdamW",

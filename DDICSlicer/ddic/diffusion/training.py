@@ -135,9 +135,15 @@ def ema_decay_at(step_done: int, ema_decay: float) -> float:
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
-    """Constant lr after an optional linear warm-up over ``warmup_steps``."""
+    """The lr of ``step``: a linear warm-up over ``warmup_steps``, then constant, or (``lr_schedule`` "cosine")
+    a half cosine from ``lr`` down to ``min_lr`` at ``steps``. The decay matters on long CPU runs: at a
+    constant 1e-3 the 64-px v-prediction runs diverged after 3000–6700 steps (BENCHMARKS.md)."""
     if config.warmup_steps and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "cosine":
+        span = max(1, config.steps - config.warmup_steps)
+        progress = min(1.0, (step - config.warmup_steps) / span)
+        return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
     return config.lr
 
 
@@ -269,6 +275,8 @@ class _Run(StepLoop):
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay, **fused)
         self.start_step = 0
+        if record is None and config.init_from:
+            self._initialise_from(config.init_from)
         if record is not None:
             state = ckpt.load_train_state(self.out, self.model)
             # Hyper-parameters come from this run's config and implementation flags (fused, foreach, …) from
@@ -299,6 +307,22 @@ class _Run(StepLoop):
         self.images = self.data.images.to(self.device)
         self.sampler = EpochSampler(len(self.data), config.batch_size, config.seed, self.info)
         self.generator = torch.Generator(device=self.device)
+
+    def _initialise_from(self, path: str) -> None:
+        """Start from the (EMA) weights of an earlier model of the same network (fine-tuning, or a run
+        restarted with another schedule); the optimizer starts afresh."""
+        from .modelfile import load_model
+
+        source = load_model(path, expected_domain=self.config.domain, expected_image_size=self.config.image_size)
+        if source.card.network != self.network:
+            raise DDICInputError(f"--init-from {path}: its network ({source.card.preset}) differs from this run's "
+                                 f"({self.config.preset}); initialise from a model of the same preset and size.")
+        if source.card.schedule.get("prediction", "epsilon") != self.config.prediction:
+            raise DDICInputError(f"--init-from {path} predicts {source.card.schedule.get('prediction')!r}, this run "
+                                 f"{self.config.prediction!r}; they must agree.")
+        state = {k: v.to(self.device) for k, v in source.unet.state_dict().items()}
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
 
     def _start_outputs(self, record: dict | None) -> None:
         if not self.info.is_main:

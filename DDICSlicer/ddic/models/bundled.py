@@ -35,10 +35,12 @@ DEMO_INTENDED_USE = ("Demonstration and testing only: trained on synthetic phant
                      "Not for clinical use; not a medical device.")
 
 
-def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, where: str) -> Path:
+def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, where: str,
+                      earlier: str | Path | None = None) -> Path:
     """Store a model trained by ``ddic train`` as a bundled demo model: float16 weights (half the size), a
     card that says plainly what it is (``recipe``: the command that made it; ``where``: e.g. "CPU, 64 px"),
-    and its training curve (``loss.csv`` and ``loss.png``) and last sample grid beside it."""
+    and its training curve (``loss.csv`` and ``loss.png``) and last sample grid beside it. ``earlier``: the run
+    it was initialised from (``--init-from``), whose steps come first in the curve and the step count."""
     import shutil
 
     from ..diffusion.modelfile import load_model, save_model
@@ -49,6 +51,11 @@ def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, whe
     out_dir.mkdir(parents=True, exist_ok=True)
     card = trained_model.card
     steps = card.training.get("steps")
+    earlier_steps = 0
+    if earlier is not None:
+        earlier_card = load_model(earlier).card
+        earlier_steps = int(earlier_card.training.get("steps", 0))
+        steps = f"{earlier_steps} + {steps}"
     count = card.training.get("image_count")
     card.description = (
         f"DDICSlicer demo model ({card.domain}): {card.preset} UNet ({card.schedule.get('prediction', 'epsilon')}) at "
@@ -64,13 +71,30 @@ def export_demo_model(trained: str | Path, out_dir: str | Path, recipe: str, whe
                      "training_curve": "loss.csv, loss.png"}
     card_path = save_model(trained_model.unet, card, out_dir / "model.safetensors", dtype="float16")
     if (run_dir / "loss.csv").is_file():
-        shutil.copyfile(run_dir / "loss.csv", out_dir / "loss.csv")
+        _combined_loss([Path(earlier)] if earlier is not None else [], run_dir, earlier_steps, out_dir / "loss.csv")
         target = "v" if card.schedule.get("prediction") == "v_prediction" else "ε"
         _plot_loss(out_dir / "loss.csv", out_dir / "loss.png", f"{card.domain} demo model", f"{target}-MSE")
     grids = sorted((run_dir / "samples").glob("step_*.png"))
     if grids:
         shutil.copyfile(grids[-1], out_dir / "samples.png")
     return card_path
+
+
+def _combined_loss(earlier_runs: list[Path], run_dir: Path, offset: int, out: Path) -> None:
+    """loss.csv of the earlier run (up to its final step) followed by this run's, shifted by ``offset``."""
+    import csv
+
+    rows = []
+    for folder in earlier_runs:
+        with open(folder / "loss.csv", newline="", encoding="utf-8") as handle:
+            rows += [r for r in csv.DictReader(handle) if int(r["step"]) <= offset and r["loss"] != "nan"]
+    with open(run_dir / "loss.csv", newline="", encoding="utf-8") as handle:
+        for r in csv.DictReader(handle):
+            rows.append({**r, "step": str(int(r["step"]) + offset)})
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "lr", "elapsed_s"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _plot_loss(csv_path: Path, png_path: Path, title: str, ylabel: str = "ε-MSE") -> None:
