@@ -12,7 +12,6 @@ from ddic.errors import DDICInputError
 from ddic.geometry.canonical import spacing_for_size
 from ddic.geometry.ellipse import (
     Ellipse,
-    detect_skull_ellipse,
     fit_annotation,
     fit_ellipse,
     ramanujan_circumference,
@@ -21,6 +20,7 @@ from ddic.geometry.ellipse import (
 )
 from ddic.geometry.head import CanonicalHeadTransform, FrameGeometry, guess_anterior
 from ddic.geometry.skull import bpd_outer_outer_mm, skull_thickness_from_bpd_mm
+from ddic.geometry.skull_detection import detect_skull_ellipse
 from ddic.io.images import Frame
 from hc18_synthetic import H, W, in_sector, outline, random_head, skull_frame
 

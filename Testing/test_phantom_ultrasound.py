@@ -15,12 +15,13 @@ import SimpleITK as sitk
 from scipy import signal
 
 from ddic.data.labels import Label
+from ddic.data.phantom.acquisition import UltrasoundSettings
+from ddic.data.phantom.hc18_files import HC18_CSV_HEADER, write_hc18_case, write_hc18_csv
+from ddic.data.phantom.scan_geometry import HC18_PIXEL_SIZE_RANGE_MM, HeadEllipse
 from ddic.data.phantom.speckle import RAYLEIGH_SNR, analytic_signal, autocovariance_fwhm
-from ddic.data.phantom.ultrasound import (
-    HC18_CSV_HEADER, HC18_PIXEL_SIZE_RANGE_MM, HeadEllipse, UltrasoundSettings, ramanujan_circumference,
-    render_ultrasound, write_hc18_case, write_hc18_csv,
-)
+from ddic.data.phantom.ultrasound import render_ultrasound
 from ddic.errors import DDICInputError
+from ddic.geometry.ellipse import ramanujan_circumference
 
 SPACING = 0.3
 A_MM, B_MM = 45.0, 37.0  # outer skull semi-axes (HC ≈ 258 mm, ≈ 28 weeks)

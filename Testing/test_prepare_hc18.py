@@ -15,7 +15,8 @@ from ddic.data.prepare.hc18 import (MANIFEST_COLUMNS, annotation_name, prepare_h
                                     split_subjects, subject_id)
 from ddic.errors import DDICInputError
 from ddic.geometry.canonical import spacing_for_size
-from ddic.geometry.ellipse import Ellipse, sample_bilinear
+from ddic.geometry.ellipse import Ellipse
+from ddic.geometry.image_filters import sample_bilinear
 from ddic.geometry.head import CanonicalHeadTransform
 
 from hc18_synthetic import outline, random_head, skull_frame, write_hc18, write_png

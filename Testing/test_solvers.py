@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ddic.diffusion.denoisers import GaussianDenoiser
-from ddic.diffusion.prediction import Prediction, predict, to_prediction
+from ddic.diffusion.prediction import Prediction, to_prediction
 from ddic.diffusion.sampling import ode_decode, ode_encode
 from ddic.diffusion.schedule import Schedule, ddim_decode_step, ddim_encode_step
 from ddic.diffusion.solvers import History, half_log_snr, solver_step

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from ddic.errors import DDICInputError
-from ddic.geometry.ellipse import detect_skull_ellipse
+from ddic.geometry.skull_detection import detect_skull_ellipse
 from ddic.io.images import read_frame
 
 

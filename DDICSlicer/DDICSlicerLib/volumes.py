@@ -204,8 +204,8 @@ def frame_pixels(volume_node) -> np.ndarray:
 
 
 def detect_ellipse(volume_node, pixel_size_mm: float | None = None):
-    """Automatic skull ellipse through the engine (``ddic.geometry.ellipse.detect_skull_ellipse``)."""
-    from ddic.geometry.ellipse import detect_skull_ellipse
+    """Automatic skull ellipse through the engine (``ddic.geometry.skull_detection.detect_skull_ellipse``)."""
+    from ddic.geometry.skull_detection import detect_skull_ellipse
 
     spacing = pixel_size_mm or volume_node.GetSpacing()[0]
     return detect_skull_ellipse(frame_pixels(volume_node), float(spacing))

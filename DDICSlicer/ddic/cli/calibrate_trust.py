@@ -1,23 +1,20 @@
-"""``ddic calibrate-trust``: measure a US model's round trip on held-out frames and store it in its card, so
-translations can tell a frame the model represents from one it does not (:mod:`ddic.translate.trust`)."""
+"""Encode and decode held-out, in-distribution canonical US frames (e.g. the test/ split of `ddic prepare hc18`)
+with the US model, for each solver and step count, and write the quantiles of the round-trip error into the
+model card. Translations then flag a frame whose round trip exceeds twice the 95th percentile at their solver
+and N.
+"""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..errors import DDICInputError
 from ..translate.options import SOLVERS
+from .common import add_command
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "calibrate-trust", help="store a US model's in-distribution round trip in its card (the trust threshold)",
-        description="Encode and decode held-out, in-distribution canonical US frames (e.g. the test/ split of "
-                    "`ddic prepare hc18`) with the US model, for each solver and step count, and write the "
-                    "quantiles of the round-trip error into the model card. Translations then flag a frame whose "
-                    "round trip exceeds twice the 95th percentile at their solver and N.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_command(subparsers, "calibrate-trust", __doc__, help="store a US model's in-distribution round trip in its card (the trust threshold)")
     p.add_argument("us_model", help="US model (folder, .json card or .safetensors)")
     p.add_argument("--images", required=True, type=Path, help="folder of held-out canonical US frames")
     p.add_argument("--solvers", default=",".join(SOLVERS), help="comma-separated solvers")

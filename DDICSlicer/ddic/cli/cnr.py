@@ -1,5 +1,9 @@
-"""``ddic cnr``: CNR (method.md eq. 14) and gCNR of an ROI against a background, on one image or on the same
-pixels of several (an ultrasound frame and its pseudo-MRI), as a table and optionally a JSON report."""
+"""Measure the contrast-to-noise ratio CNR = |mean_roi - mean_bg| / sqrt(sd_roi² + sd_bg²) (sample SDs, ddof=1,
+as Slicer's Segment Statistics) and the generalised CNR (1 - overlap of the two intensity histograms) of an
+ROI against a background. Regions are pixel boxes or mask images (nonzero = inside) on the grid of the image
+as read (RGB is converted to luminance). With several images (e.g. ultrasound and pseudo-MRI) the same pixels
+are measured on each; they must have the same size.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,13 @@ import json
 import sys
 from pathlib import Path
 
+from .common import add_command
+
 BOX_HELP = "x0,y0,x1,y1 in pixels of the image (x = column, y = row, 0-based; x1 and y1 exclusive)"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "cnr", help="CNR and gCNR of an ROI against a background (one image, or the same pixels on several)",
-        description="Measure the contrast-to-noise ratio CNR = |mean_roi - mean_bg| / sqrt(sd_roi² + sd_bg²) "
-                    "(sample SDs, ddof=1, as Slicer's Segment Statistics) and the generalised CNR (1 - overlap "
-                    "of the two intensity histograms) of an ROI against a background. Regions are pixel boxes "
-                    "or mask images (nonzero = inside) on the grid of the image as read (RGB is converted to "
-                    "luminance). With several images (e.g. ultrasound and pseudo-MRI) the same pixels are "
-                    "measured on each; they must have the same size.")
+    p = add_command(subparsers, "cnr", __doc__, help="CNR and gCNR of an ROI against a background (one image, or the same pixels on several)")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                    help="image file(s): PNG/JPG/BMP/TIFF, NRRD, NIfTI, MHA or single-frame DICOM")
     roi = p.add_mutually_exclusive_group(required=True)

@@ -12,6 +12,15 @@ from ..errors import DDICInputError, DDICModelError
 from ..progress import ProgressCallback
 
 
+def add_command(subparsers, name: str, description: str, help: str):  # noqa: A002 - argparse's own name
+    """A subcommand parser: ``help`` for ``ddic --help``; ``description`` (the command module's docstring, which
+    is written for the user) for ``ddic NAME --help``; defaults shown beside every option."""
+    import argparse
+
+    return subparsers.add_parser(name, help=help, description=description,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
 @contextmanager
 def tqdm_progress(description: str, enabled: bool = True, unit: str = "step",
                   unit_scale: bool = False) -> Iterator[ProgressCallback]:

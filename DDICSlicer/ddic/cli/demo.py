@@ -1,13 +1,16 @@
-"""``ddic demo``: the main job on the embedded default — phantom ultrasound → pseudo-MRI → ventricle → CNR."""
+"""Render a phantom ultrasound frame (or take --frame), find the head, translate it into a pseudo-MRI with DDIC
+using the bundled demo models (trained on phantoms: for demonstration only), segment the distal lateral
+ventricle from automatically placed prompts, measure CNR on the ultrasound and the pseudo-MRI with the same
+squares, and write pseudo_mri.nrrd, ventricle_mask.nrrd, side_by_side.png and report.json to --out.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from ..translate.options import METHODS
-from .common import tqdm_progress
+from .common import tqdm_progress, add_command
 from .translate_args import (
     add_placement_arguments,
     add_translation_arguments,
@@ -19,14 +22,7 @@ from .translate_args import (
 def register(subparsers) -> None:
     from ..demo.run import DEMO_GA_WEEKS
 
-    p = subparsers.add_parser(
-        "demo", help="the whole method on a phantom frame with the bundled demo models (no download)",
-        description="Render a phantom ultrasound frame (or take --frame), find the head, translate it into a "
-                    "pseudo-MRI with DDIC using the bundled demo models (trained on phantoms: for demonstration "
-                    "only), segment the distal lateral ventricle from automatically placed prompts, measure "
-                    "CNR on the ultrasound and the pseudo-MRI with the same squares, and write pseudo_mri.nrrd, "
-                    "ventricle_mask.nrrd, side_by_side.png and report.json to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_command(subparsers, "demo", __doc__, help="the whole method on a phantom frame with the bundled demo models (no download)")
     p.add_argument("--out", type=Path, default=Path("ddic-demo"), help="output folder")
     p.add_argument("--frame", type=Path, help="your own ultrasound frame instead of a phantom one")
     p.add_argument("--seed", type=int, default=0, help="phantom case to render")

@@ -1,33 +1,23 @@
-"""``ddic evaluate``: the paper's comparison of translation methods on a test set, as one command.
-
-Runs every method on every frame (reusing the outputs cached in REPORT/outputs/), measures MI, PSNR, CNR,
-gCNR (and SSIM, ventricle Dice, atrium-width error with ``--paired`` phantom truth), and writes per_image.csv,
-summary.csv / summary.json (mean ± SD, Welch / paired tests with Holm), cnr_table.csv, pairwise.csv, FID/KID
-when the Inception weights are present, box plots, an image grid and report.html.
+"""Evaluate DDIC against its baselines as the paper does: translate every test frame with every method (outputs
+are cached in OUT/outputs and reused), score structure preservation (MI, PSNR with the source US), contrast
+(CNR, gCNR of the distal lateral ventricle, atlas squares), with --paired phantom truth also SSIM, ventricle
+Dice and atrium-width error, FID/KID when the Inception weights are on disk; write CSV/JSON tables, box plots,
+an image grid and OUT/report.html.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from pathlib import Path
 
 from ..metrics.fid import N_BOOTSTRAP
 from ..translate.options import ALL_METHODS
-from .common import tqdm_progress
+from .common import tqdm_progress, add_command
 from .translate_args import add_translation_arguments, translation_options_from_args
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "evaluate", help="compare translation methods on a test set (tables, plots, HTML report)",
-        description="Evaluate DDIC against its baselines as the paper does: translate every test frame with "
-                    "every method (outputs are cached in OUT/outputs and reused), score structure preservation "
-                    "(MI, PSNR with the source US), contrast (CNR, gCNR of the distal lateral ventricle, atlas "
-                    "squares), with --paired phantom truth also SSIM, ventricle Dice and atrium-width error, "
-                    "FID/KID when the Inception weights are on disk; write CSV/JSON tables, box plots, an image "
-                    "grid and OUT/report.html.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_command(subparsers, "evaluate", __doc__, help="compare translation methods on a test set (tables, plots, HTML report)")
     p.add_argument("--us-test", required=True, type=Path, metavar="DIR",
                    help="test frames: a `ddic phantom` folder (or its us/paired), a `ddic prepare` folder "
                         "(its test split) or a folder of canonical images")

@@ -1,5 +1,7 @@
-"""``ddic phantom``: phantom datasets of both domains (HC18-like US with paired canonical ground truth,
-unpaired canonical T2w MRI, optional FeTA-layout volumes)."""
+"""Write N ultrasound cases in the HC18 layout (OUT/us/hc18, usable by `ddic prepare hc18`) with paired canonical
+US / T2w MRI / label maps (OUT/us/paired), and N unpaired MRI anatomies as canonical T2w slices
+(OUT/mri/canonical) and optionally FeTA volumes (OUT/mri/feta). The two domains use disjoint seeds.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import DDICInputError
-from .common import tqdm_progress
+from .common import tqdm_progress, add_command
 
 
 def _ga_range(text: str) -> tuple[float, float]:
@@ -23,13 +25,7 @@ def _domains(text: str) -> tuple[str, ...]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "phantom", help="write phantom datasets (US HC18-style with paired truth, MRI canonical/FeTA)",
-        description="Write N ultrasound cases in the HC18 layout (OUT/us/hc18, usable by `ddic prepare hc18`) "
-                    "with paired canonical US / T2w MRI / label maps (OUT/us/paired), and N unpaired MRI "
-                    "anatomies as canonical T2w slices (OUT/mri/canonical) and optionally FeTA volumes "
-                    "(OUT/mri/feta). The two domains use disjoint seeds.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_command(subparsers, "phantom", __doc__, help="write phantom datasets (US HC18-style with paired truth, MRI canonical/FeTA)")
     p.add_argument("--n", type=int, required=True, help="cases per domain")
     p.add_argument("--ga", type=_ga_range, default=(21.0, 38.0), help="gestational-age range LOW:HIGH (weeks)")
     p.add_argument("--out", type=Path, required=True, help="output folder (must be new or empty)")

@@ -1,23 +1,19 @@
-"""``ddic reader-study``: the paper's Medical Opinion Test — ``create`` a blinded, randomised set of
-(US, pseudo-MRI) pairs with an answer sheet and a private key; ``score`` the readers' sheets into the Fig. 7
-numbers with Wilson intervals and Fleiss' kappa. Definitions: :mod:`ddic.metrics.reader_study`."""
+"""The paper's Medical Opinion Test. `create` draws N (US, pseudo-MRI) pairs in a random order, writes them as
+PNGs under neutral ids with an answer-sheet template (OUT/study/, for the readers) and the id → source-file
+key (OUT/key/, private). `score` checks the readers' filled sheets and writes the % of ratings with >= 1
+improved feature, the per-feature % among improved ones (Wilson intervals) and Fleiss' kappa per feature.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .common import tqdm_progress
+from .common import tqdm_progress, add_command
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "reader-study", help="blinded reader study of (US, pseudo-MRI) pairs: create it, score the answers",
-        description="The paper's Medical Opinion Test. `create` draws N (US, pseudo-MRI) pairs in a random order, "
-                    "writes them as PNGs under neutral ids with an answer-sheet template (OUT/study/, for the "
-                    "readers) and the id → source-file key (OUT/key/, private). `score` checks the readers' "
-                    "filled sheets and writes the % of ratings with >= 1 improved feature, the per-feature % "
-                    "among improved ones (Wilson intervals) and Fleiss' kappa per feature.")
+    p = add_command(subparsers, "reader-study", __doc__, help="blinded reader study of (US, pseudo-MRI) pairs: create it, score the answers")
     sub = p.add_subparsers(dest="reader_study_command", metavar="ACTION")
     sub.required = True
 

@@ -1,9 +1,14 @@
-"""``ddic segment``: segment one structure in a 2D frame from point/box prompts (SAM or classical)."""
+"""Segment one structure in IMAGE from prompts given in pixel coordinates (x = column, y = row, as in the array
+and in Slicer's IJK). Writes the mask with IMAGE's geometry (PNG: 0/255, NRRD/NIfTI/MHA: 0/1). Backend auto =
+SAM when a checkpoint is given (or DDIC_SAM_CHECKPOINT is set), else the offline classical region growing.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from .common import add_command
 
 
 def _numbers(text: str, counts: tuple[int, ...], what: str) -> tuple[float, ...]:
@@ -28,13 +33,7 @@ def _box(text: str) -> tuple[float, ...]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "segment", help="segment a structure in a 2D frame from points/box prompts (SAM or classical)",
-        description="Segment one structure in IMAGE from prompts given in pixel coordinates (x = column, "
-                    "y = row, as in the array and in Slicer's IJK). Writes the mask with IMAGE's geometry "
-                    "(PNG: 0/255, NRRD/NIfTI/MHA: 0/1). Backend auto = SAM when a checkpoint is given "
-                    "(or DDIC_SAM_CHECKPOINT is set), else the offline classical region growing.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_command(subparsers, "segment", __doc__, help="segment a structure in a 2D frame from points/box prompts (SAM or classical)")
     p.add_argument("image", type=Path, help="2D frame (PNG, NRRD, NIfTI, MHA, DICOM)")
     p.add_argument("--points", type=_point, nargs="+", default=[], metavar="X,Y[,LABEL]",
                    help="prompt points; label 1 = on the structure (default), 0 = not on it")

@@ -1,14 +1,10 @@
-"""``ddic translate``: US frames → pseudo-MRI frames with DDIC (or DDIB), written beside a preview.
-
-This module parses options, loads the models and prints; :func:`ddic.translate.service.translate_files`
-does the rest (lock, resume, batching, per-frame atomic writes, ``translate.json``). Under ``torchrun
---nproc_per_node K`` the frames are sharded across ranks (rank r takes every K-th remaining frame), each
-rank on its own GPU; outputs never collide because each frame has its own file names.
+"""Translate 2D fetal-brain ultrasound frames into pseudo-MRI with DDIC (or the DDIB baseline). Each result keeps
+its frame's geometry and format family (PNG → PNG, NRRD → NRRD, NIfTI → NIfTI) and gets a side-by-side preview
+PNG. Under `torchrun --nproc_per_node K -m ddic translate ...` the frames are shared out over K processes / GPUs.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +13,7 @@ from ..io.writable import check_output_folder
 from ..translate.methods import FLAGS, build_translator, check_models, read_models
 from ..translate.options import METHODS, TranslateOptions
 from ..translate.placement import PlacementOptions
-from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events
+from .common import PROGRESS_FORMATS, emit_event, progress_context, run_with_json_events, add_command
 from .translate_args import (
     add_placement_arguments,
     add_translation_arguments,
@@ -27,12 +23,7 @@ from .translate_args import (
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "translate", help="translate ultrasound frames into pseudo-MRI",
-        description="Translate 2D fetal-brain ultrasound frames into pseudo-MRI with DDIC (or the DDIB "
-                    "baseline). Each result keeps its frame's geometry and format family (PNG → PNG, "
-                    "NRRD → NRRD, NIfTI → NIfTI) and gets a side-by-side preview PNG.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = add_command(subparsers, "translate", __doc__, help="translate ultrasound frames into pseudo-MRI")
     p.add_argument("frames", nargs="+", metavar="FRAME", help="image files or folders of images")
     p.add_argument("--us-model", help="ultrasound model for ddic/ddib (.json card, .safetensors, folder, or an id "
                                       "from `ddic models list`, e.g. ddic-demo-us)")

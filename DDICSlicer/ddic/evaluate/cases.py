@@ -248,7 +248,7 @@ def detect_head(pixels: np.ndarray) -> HeadInfo | None:
     """The head of a canonical frame without metadata: the automatic skull-ellipse fit (semi-axes, HC), the
     transducer side from the skull echo; the canonical orientation (occiput left) is assumed. None when the
     fit fails or its major axis is not horizontal (then the frame is not canonical)."""
-    from ..geometry.ellipse import detect_skull_ellipse
+    from ..geometry.skull_detection import detect_skull_ellipse
 
     spacing = spacing_for_size(pixels.shape[0])
     try:

@@ -38,7 +38,8 @@ import numpy as np
 from ..errors import DDICInputError
 from ..io.images import Frame
 from .canonical import CANONICAL_FIELD_OF_VIEW_MM, CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM, spacing_for_size
-from .ellipse import Ellipse, sample_bilinear
+from .ellipse import Ellipse
+from .image_filters import sample_bilinear
 
 ORIENTATION_SOURCES = ("given", "heuristic", "default")
 DEFAULT_ANTERIOR_RIGHT = True

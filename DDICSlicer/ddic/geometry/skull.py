@@ -4,8 +4,9 @@ Wong et al. 2018 (PMC8409806; ``shared/docs/anatomy.md`` §1.1) measured both BP
 same fetuses: BPD(outer–outer) = 0.555934 + 1.027318 · BPD(outer–inner), in mm. Their difference is
 one parietal-bone thickness, t = 0.555934 + 0.027318 · BPD(outer–inner) (≈ 2.0 mm at 21 w, 3.1 mm at
 38 w). The phantom draws its skull thickness from it (:mod:`ddic.data.phantom.biometry`) and the skull
-detector (:func:`ddic.geometry.ellipse.detect_skull_ellipse`) uses it to step from the bone's inner
-surface to its outer one, so both sides of the pipeline share the numbers. Scalars or numpy arrays.
+detector uses it to step from the bone's inner surface to its outer one
+(:mod:`ddic.geometry.skull_outer_surface`), so both sides of the pipeline share the numbers. Scalars or
+numpy arrays.
 """
 
 from __future__ import annotations

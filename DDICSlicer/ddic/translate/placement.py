@@ -18,8 +18,9 @@ import numpy as np
 
 from ..errors import DDICInputError
 from ..geometry.canonical import CANONICAL_SIZE_PX, HEAD_MASK_MARGIN_MM
-from ..geometry.ellipse import Ellipse, detect_skull_ellipse
+from ..geometry.ellipse import Ellipse
 from ..geometry.head import CanonicalHeadTransform
+from ..geometry.skull_detection import detect_skull_ellipse
 from ..geometry.square_fit import SquareFit
 from ..io.images import Frame, image_suffix
 

@@ -47,8 +47,10 @@ from ...progress import resolve
 from ..labels import Label
 from .anatomy import phantom_metadata, render_labels, sample_anatomy
 from ..canonical_mri import canonical_mri_image
+from .hc18_files import write_hc18_case, write_hc18_csv
 from .mri import render_mri_slice, render_mri_volume, to_feta_classes, write_feta_subject
-from .ultrasound import HeadEllipse, render_ultrasound, write_hc18_case, write_hc18_csv
+from .scan_geometry import HeadEllipse
+from .ultrasound import render_ultrasound
 
 DOMAINS = ("us", "mri")
 _DOMAIN_CODE = {"us": 0x5553, "mri": 0x4D52, "gallery": 0x4741}

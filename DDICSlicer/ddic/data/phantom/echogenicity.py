@@ -8,13 +8,17 @@ there, the numbers are design values [D] to tune against real frames.
 Besides the anatomical labels the renderer uses a few *render-only* ids (never in a ground-truth label
 map): the echogenic borders of the Sylvian fissure and ambient cistern (arachnoid, vessels), the mildly
 echogenic periventricular white-matter "halo", and the layers of the maternal abdominal wall.
+:func:`render_ids` paints the first two onto a label map; the wall layers follow the probe, not the head,
+and are drawn along the beams (:func:`ddic.data.phantom.scan_geometry.world_labels`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..labels import Label
 
@@ -122,3 +126,30 @@ class TissueTables:
         if skull_impedance is not None:
             tables.impedance[Label.SKULL] = float(skull_impedance)
         return tables
+
+
+def render_ids(labels: np.ndarray, spacing: float) -> np.ndarray:
+    """Labels plus the render-only ids: echogenic fissure/cistern borders, periventricular halo."""
+    ids = labels.copy()
+    border_px = max(1, int(round(0.6 / spacing)))
+    for label in (Label.SYLVIAN_FISSURE, Label.AMBIENT_CISTERN):
+        mask = labels == label
+        if mask.any():
+            box = _bbox(mask, border_px + 1)
+            inner = ndimage.binary_erosion(mask[box], iterations=border_px, border_value=1)
+            ids[box][mask[box] & ~inner] = ECHOGENIC_BORDER
+    ventricles = labels == Label.LATERAL_VENTRICLE
+    if ventricles.any():
+        halo_px = 2.0 / spacing
+        box = _bbox(ventricles, int(math.ceil(halo_px)) + 1)
+        distance = ndimage.distance_transform_edt(~ventricles[box])
+        sub = ids[box]
+        sub[(distance <= halo_px) & (labels[box] == Label.WHITE_MATTER)] = PERIVENTRICULAR_HALO
+    return ids
+
+
+def _bbox(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The bounding box of ``mask``'s pixels grown by ``pad`` (clipped): filters run on it, not the map."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return (slice(max(0, rows[0] - pad), min(mask.shape[0], rows[-1] + pad + 1)),
+            slice(max(0, cols[0] - pad), min(mask.shape[1], cols[-1] + pad + 1)))

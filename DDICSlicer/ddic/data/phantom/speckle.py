@@ -7,6 +7,10 @@ away from the focus, and axially with the RF pulse, a Gaussian-modulated cosine 
 depth, computed from the one-sided spectrum — the same operation as ``scipy.signal.hilbert`` on the RF
 lines, folded into the axial convolution so that the RF is never formed twice.
 
+The scatterer map itself is made here too (:func:`diffuse_scatterers`): one Gaussian amplitude per beam
+sample at its tissue's level, under a smooth multiplicative texture (:func:`smooth_field`, non-Rayleigh
+tissue), so that everything that decides the speckle's statistics lives in one module.
+
 Scaling: a specular sample of amplitude 1 on every line gives a peak envelope of 1 (kernel peak 1, lateral
 kernel of unit sum); i.i.d. Gaussian scatterers of standard deviation :meth:`BeamPsf.diffuse_std` per
 sample give fully developed speckle (Rayleigh envelope, mean/SD = 1.91) with a mean envelope of 1 at every
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
+from scipy import ndimage
 
 SOUND_SPEED_MM_PER_US = 1.54  # c = 1540 m/s
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -167,3 +172,63 @@ def autocovariance_fwhm(values: np.ndarray, axis: int) -> float:
     k = int(below[0])
     half = (k - 1) + (ac[k - 1] - 0.5) / (ac[k - 1] - ac[k])
     return 2.0 * half
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The scatterer map
+
+
+def _upsample_linear(coarse: np.ndarray, shape: tuple[int, int], step: tuple[float, float]) -> np.ndarray:
+    """Separable linear interpolation of a coarse grid (node k at k·step) onto a full grid."""
+    out = coarse
+    for axis, (n, st) in enumerate(zip(shape, step)):
+        pos = np.arange(n) / st
+        i0 = np.minimum(pos.astype(np.int64), out.shape[axis] - 2)
+        w = (pos - i0).astype(np.float32)
+        a = np.take(out, i0, axis=axis)
+        b = np.take(out, i0 + 1, axis=axis)
+        w = w[:, None] if axis == 0 else w[None, :]
+        out = a + (b - a) * w
+    return out.astype(np.float32, copy=False)
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int], step: tuple[float, float],
+                 sigma: tuple[float, float], complex_valued: bool = False) -> np.ndarray:
+    """Unit-RMS Gaussian random field, smoothed with ``sigma`` (coarse units) on a grid of ``step`` samples."""
+    coarse_shape = (int(math.ceil(shape[0] / step[0])) + 2, int(math.ceil(shape[1] / step[1])) + 2)
+    parts = []
+    for _ in range(2 if complex_valued else 1):
+        noise = rng.standard_normal(coarse_shape, dtype=np.float32)
+        noise = ndimage.gaussian_filter(noise, sigma, mode="wrap")
+        noise /= max(float(noise.std()), 1e-12)
+        parts.append(noise)
+    if complex_valued:
+        coarse = (parts[0] + 1j * parts[1]).astype(np.complex64) / np.float32(math.sqrt(2.0))
+        return (_upsample_linear(coarse.real.copy(), shape, step)
+                + 1j * _upsample_linear(coarse.imag.copy(), shape, step)).astype(np.complex64)
+    return _upsample_linear(parts[0], shape, step)
+
+
+def diffuse_scatterers(backscatter_db: np.ndarray, textured: np.ndarray, std: np.ndarray,
+                       texture_db: float, texture_correlation_mm: float, samples_per_mm: tuple[float, float],
+                       rng: np.random.Generator) -> np.ndarray:
+    """The diffuse scatterer map of a beam grid (float32, the shape of ``backscatter_db``).
+
+    ``backscatter_db``: each sample's tissue level (dB re the skull echo); ``textured``: where the smooth
+    texture field of ``texture_db`` SD and ``texture_correlation_mm`` correlation modulates it;
+    ``std`` (broadcast): :meth:`BeamPsf.diffuse_std`, so that a level of 0 dB gives a mean envelope of 1;
+    ``samples_per_mm``: the grid's sampling along depth and across lines (the texture's coarse grid has a
+    node every mm, or every sample where samples are farther apart). The texture is drawn before the
+    scatterers.
+    """
+    shape = backscatter_db.shape
+    amplitude = np.power(np.float32(10.0), backscatter_db / np.float32(20.0))
+    if texture_db > 0:
+        step = (max(1.0, samples_per_mm[0]), max(1.0, samples_per_mm[1]))
+        field_ = smooth_field(rng, shape, step, (texture_correlation_mm / 2.0,) * 2)
+        texture = np.power(np.float32(10.0), field_ * np.float32(texture_db / 20.0))
+        amplitude = np.where(textured, amplitude * texture, amplitude)
+        del field_, texture
+    scatter = rng.standard_normal(shape, dtype=np.float32)
+    scatter *= amplitude * std
+    return scatter
