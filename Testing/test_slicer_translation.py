@@ -38,13 +38,14 @@ def cli_records(*flags):
 
 
 PANELS = [
-    (dict(method="ddic", steps=100, solver="ddim", forceCpu=False, pixelSize=0.0, anterior="auto", ellipse=None),
+    (dict(method="ddic", steps=TranslateOptions().steps, solver=TranslateOptions().solver, forceCpu=False,
+          pixelSize=0.0, anterior="auto", ellipse=None),
      ()),
     (dict(method="ddib", steps=25, solver="ddim", forceCpu=True, pixelSize=0.17, anterior="left", ellipse=None),
-     ("--method", "ddib", "--steps", "25", "--cpu", "--pixel-size", "0.17", "--anterior", "left")),
+     ("--method", "ddib", "--steps", "25", "--solver", "ddim", "--cpu", "--pixel-size", "0.17", "--anterior", "left")),
     (dict(method="ddic", steps=7, solver="ddim", forceCpu=False, pixelSize=0.0, anterior="right",
           ellipse=(400.0, 270.0, 250.0, 180.0, 20.0)),
-     ("--steps", "7", "--anterior", "right", "--ellipse", "400,270,250,180,20")),
+     ("--steps", "7", "--solver", "ddim", "--anterior", "right", "--ellipse", "400,270,250,180,20")),
 ]
 
 

@@ -41,11 +41,10 @@ def analytic(solvers, steps_list) -> list[dict]:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))
-    from test_solvers import SIZE, dct_basis  # noqa: E402  (the one definition of the test Gaussian)
-
     from ddic.diffusion.denoisers import GaussianDenoiser
     from ddic.diffusion.sampling import ode_decode, ode_encode
     from ddic.diffusion.schedule import Schedule
+    from test_solvers import SIZE, dct_basis
 
     schedule = Schedule()
     basis = dct_basis(SIZE)
@@ -148,6 +147,9 @@ def main() -> None:
     parser.add_argument("--timing-steps", default="10,15,20,30,50,100", help="N timed at batch 1")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--figure", type=Path, default=Path("docs/solver_study.png"))
+    parser.add_argument("--timing-only", action="store_true",
+                        help="keep the quality results of an earlier run in --out and redo only the timings "
+                             "(on a machine with nothing else running)")
     args = parser.parse_args()
     args.us_model = args.us_model or str(bundled_model_path("us"))
     args.mri_model = args.mri_model or str(bundled_model_path("mri"))
@@ -156,12 +158,16 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     torch.set_num_threads(1)
-    analytic_rows = analytic(sorted(grid), sorted({n for ns in grid.values() for n in ns}))
-    results = []
-    for solver, steps_list in grid.items():
-        for steps in steps_list:
-            results.append(model_run(args, solver, steps, args.out))
-            print(json.dumps({k: v for k, v in results[-1].items() if k != "frame_names"}), flush=True)
+    if args.timing_only:
+        earlier = json.loads((args.out / "solver_study.json").read_text())
+        analytic_rows, results = earlier["analytic"], earlier["models"]
+    else:
+        analytic_rows = analytic(sorted(grid), sorted({n for ns in grid.values() for n in ns}))
+        results = []
+        for solver, steps_list in grid.items():
+            for steps in steps_list:
+                results.append(model_run(args, solver, steps, args.out))
+                print(json.dumps({k: v for k, v in results[-1].items() if k != "frame_names"}), flush=True)
     torch.set_num_threads(args.threads)
     timings = [{"solver": s, "steps": n, "seconds_per_frame": round(seconds_per_frame(args, s, n), 3)}
                for s in grid for n in (int(v) for v in args.timing_steps.split(","))]
@@ -172,7 +178,7 @@ def main() -> None:
     (args.out / "solver_study.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| solver | N | NFE/frame | frames | US round trip | MI | SSIM | Dice | |width err| mm |",
              "|---|---|---|---|---|---|---|---|---|"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
     for r in results:
         lines.append(f"| {r['solver']} | {r['steps']} | {r['nfe_per_frame']} | {r['frames']} | "
                      f"{fmt(r['us_round_trip_rmse'])} | {fmt(r['mi_ksg'])} | {fmt(r['ssim'])} | {fmt(r['dice'])} | "
