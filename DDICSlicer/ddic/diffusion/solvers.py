@@ -7,9 +7,11 @@ part of the probability-flow ODE and differs in how it integrates the data predi
 * ``ddim`` (order 1, the paper's eq. 6): x̂₀ held constant — x_to = α_to·x̂₀ + σ_to·ε̂.
 * ``dpmpp2m`` (DPM-Solver++(2M), Lu et al. 2022, Alg. 2): x̂₀ extrapolated linearly in λ from this level
   and the previous one, D = (1 + 1/(2r))·x̂₀ − 1/(2r)·x̂₀_prev with r = h_prev/h, h = λ_to − λ; then
-  x_to = (σ_to/σ)·x + (α_to − α·σ_to/σ)·D. Steps without a previous level, and steps to an end of the
-  schedule (λ = ±∞: the clean image, or ᾱ = 0 at the end of the encoder) are first order, as diffusers'
-  ``lower_order_final``. Run with a falling λ it is the encoder (DPM-Solver++ inversion).
+  x_to = (σ_to/σ)·x + (α_to − α·σ_to/σ)·D. Steps without a previous level, and steps to λ = ±∞ (ᾱ = 1 or
+  ᾱ = 0 exactly) are first order. Run with a falling λ it is the encoder (DPM-Solver++ inversion), as diffusers'
+  inverse scheduler. Note: the cosine schedule's last level has ᾱ = 2.4e-9 (a finite λ), so the encoder's last
+  step *is* second order, with 1/(2r) ≈ 4–5 at every N — the cause of the fragile round trip at N = 30–60
+  (BENCHMARKS.md, "Why the round trip breaks"; ``benchmarks/terminal_step_probe.py``).
 
 ``clip`` (decode only) clamps x̂₀ to [−1, 1] and re-derives ε from it (DDIB's ``clip_denoised``);
 encode steps are never clipped. With ``ddim`` these are exactly :func:`ddic.diffusion.schedule.ddim_encode_step`
