@@ -63,9 +63,9 @@ done
 # The trust number's reference: the US model's round trip on held-out in-distribution frames.
 if [ -f "$HERE/demo-us/model.json" ]; then
   if [ ! -f "$WORK/val-2024/us/paired/paired.csv" ]; then
-    ddic phantom --n 32 --seed 2024 --domains us --ventriculomegaly-fraction 0.15 --out "$WORK/val-2024"
+    ddic phantom --n 24 --seed 2024 --ventriculomegaly-fraction 0.15 --out "$WORK/val-2024"  # also the solver study's frames
   fi
   mkdir -p "$WORK/val-2024-us"
   cp "$WORK"/val-2024/us/paired/*_us.png "$WORK/val-2024-us/"
-  ddic calibrate-trust "$HERE/demo-us" --images "$WORK/val-2024-us" --limit 32
+  ddic calibrate-trust "$HERE/demo-us" --images "$WORK/val-2024-us" --limit 24 --steps 10,15,20,30,50,100,200
 fi
