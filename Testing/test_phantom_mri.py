@@ -12,9 +12,9 @@ from scipy import ndimage
 
 from ddic.data.labels import HEAD_LABELS, Label
 from ddic.data.phantom.anatomy import render_labels, sample_anatomy
+from ddic.data.phantom.feta_files import FETA_LUT, write_feta_subject
 from ddic.data.phantom.mri import (
-    FETA_LUT, MRIConfig, bias_field, haste_kspace_filter, render_mri_slice, render_mri_volume,
-    sample_acquisition, tissue_table, write_feta_subject,
+    MRIConfig, bias_field, haste_kspace_filter, render_mri_slice, render_mri_volume, sample_acquisition, tissue_table,
 )
 from ddic.errors import DDICInputError
 

@@ -15,7 +15,8 @@ import SimpleITK as sitk
 
 from ddic.cli.main import main
 from ddic.data.phantom.anatomy import render_labels, sample_anatomy
-from ddic.data.phantom.mri import FETA_LUT, PHANTOM_DIRECTION_LPS, MRIConfig, render_mri_volume, write_feta_subject
+from ddic.data.phantom.feta_files import FETA_LUT, write_feta_subject
+from ddic.data.phantom.mri import PHANTOM_DIRECTION_LPS, MRIConfig, render_mri_volume
 from ddic.data.prepare.crl import parse_ga, prepare_crl
 from ddic.data.prepare.feta import prepare_feta, read_participants
 from ddic.data.prepare.mri_common import VolumeItem, labels_to_feta, prepare_volume

@@ -29,9 +29,10 @@ from ...errors import DDICInputError
 from ...geometry.canonical import CANONICAL_SIZE_PX, CANONICAL_SPACING_MM
 from ..labels import Label
 from . import biometry as bio
-from .painting import (  # noqa: F401  (re-exported: the section geometry is part of the anatomy API)
+from .painting import paint_section, sylvian_half_width  # noqa: F401  (sylvian_half_width re-exported)
+from .section_geometry import (  # noqa: F401  (re-exported: the section geometry is part of the anatomy API)
     SIDE_SIGN, SIDES, Z_LAYOUT, AtriumGeometry, Section, atrium_geometry, atrium_mantle_mm, head_section,
-    medial_clearance_mm, midline_offset, paint_section, structure_profile, sylvian_half_width,
+    medial_clearance_mm, midline_offset, structure_profile,
 )
 from .shapes import Canvas, mode_downsample, pixel_axes, spacing_pair  # noqa: F401  (pixel_axes re-exported)
 

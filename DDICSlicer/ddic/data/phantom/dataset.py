@@ -48,7 +48,8 @@ from ..labels import Label
 from .anatomy import phantom_metadata, render_labels, sample_anatomy
 from ..canonical_mri import canonical_mri_image
 from .hc18_files import write_hc18_case, write_hc18_csv
-from .mri import render_mri_slice, render_mri_volume, to_feta_classes, write_feta_subject
+from .feta_files import to_feta_classes, write_feta_subject
+from .mri import render_mri_slice, render_mri_volume
 from .scan_geometry import HeadEllipse
 from .ultrasound import render_ultrasound
 
