@@ -112,6 +112,30 @@ def test_killed_half_way_leaves_only_complete_frames_and_a_rerun_finishes_the_re
     assert json.loads((out / "translate.json").read_text())["status"] == "complete"
 
 
+def test_a_frame_whose_preview_cannot_be_written_leaves_no_pseudo_mri_behind(tmp_path, capsys, monkeypatch,
+                                                                             random_models):
+    """The disk fills between a frame's two files: its pseudo-MRI (already written) is removed again, so the
+    folder never holds a pseudo-MRI without its preview and record."""
+    import errno
+
+    frames = tmp_path / "frames"
+    write_frames(frames, 2, size=160, seed=3)
+    write_image = sitk.WriteImage
+
+    def full_for_pngs(image, path, *args, **kwargs):  # the NRRD fits, the PNG after it does not
+        if ".png" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_image(image, path, *args, **kwargs)
+
+    monkeypatch.setattr(sitk, "WriteImage", full_for_pngs)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = main(translate_cmd(frames, out, random_models, 2, "--method", "ddib"))
+    err = capsys.readouterr().err
+    assert code == 2 and "is full" in err and "Traceback" not in err, err
+    assert not [p for p in out.rglob("*") if "pseudo_mri" in p.name or "side_by" in p.name]
+
+
 @pytest.mark.parametrize("disk", ["tmpfs", "patched writer"])
 def test_disk_full_gives_a_clear_error_no_partial_file_and_leaves_the_input_alone(tmp_path, capsys, monkeypatch,
                                                                                 random_models, disk):

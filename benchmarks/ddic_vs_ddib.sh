@@ -3,7 +3,7 @@
 # phantom frames (seed 4242: never used for training, recipe choice or the solver choice), the paired MRI
 # brain-extracted exactly like the MRI training data. N = 100 (the default solver) on ≥ 50 frames, N = 1000
 # DDIM (the paper's) on the first 10 frames, plus the beyond-the-paper variants (DDIC −1, local NCC² guidance)
-# at N = 100.
+# at N = 100; and the shipped defaults (eval-default).
 #
 #   bash benchmarks/ddic_vs_ddib.sh WORKDIR [extra ddic evaluate flags, e.g. --solver dpmpp2m]
 #   (US_MODEL / MRI_MODEL: the pair, default the bundled demo pair)
@@ -21,6 +21,7 @@ if [ ! -f "$work/phantom-4242/us/paired/paired.csv" ]; then
 fi
 data=(--us-test "$work/phantom-4242" --paired "$work/phantom-4242" --no-fid --cpu
       --us-model "${US_MODEL:-ddic-demo-us}" --mri-model "${MRI_MODEL:-ddic-demo-mri}")
+"$ddic" evaluate "${data[@]}" --methods ddib,ddic "$@" --out "$work/eval-default"  # the shipped defaults
 "$ddic" evaluate "${data[@]}" --methods ddib,ddic --steps 100 "$@" --out "$work/eval-n100"
 "$ddic" evaluate "${data[@]}" --methods ddic --steps 100 "$@" --corr-sign=-1 --out "$work/eval-sign-minus"
 "$ddic" evaluate "${data[@]}" --methods ddic --steps 100 "$@" --guidance lncc2 --out "$work/eval-lncc2"

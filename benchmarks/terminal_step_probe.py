@@ -1,11 +1,12 @@
-"""Probe: does DPM-Solver++(2M)'s x̂₀ extrapolation at the encoder's last step break the round trip?
+"""Probe: what breaks DPM-Solver++(2M)'s round trip at N = 30–60, and does the exact terminal step fix it?
 
-The schedule ends at ᾱ = 2.4e-9 (a finite λ), so the encoder's last step is second order with weight
-1/(2r) = h/(2·h_prev) ≈ 4–5 at every N. This measures the US model's full-depth round trip (head RMSE, as the
-trust number) with the solver as shipped and with that weight capped (first order where |1/(2r)| > CAP) or
-clamped to ±CAP — on the demo's own frame (placed by the automatic skull fit and by the true ellipse) and on
-held-out validation frames. A probe, not a product option: it swaps
-:func:`ddic.diffusion.solvers.second_order_weight` for the run.
+The schedule ends at ᾱ = 2.4e-9 (a finite λ), so the explicit encoder's last step is second order with weight
+1/(2r) = h/(2·h_prev) ≈ 4–5 at every N, and the decoder's first step cannot undo it. This measures the US
+model's full-depth round trip (head RMSE, as the trust number) with the explicit terminal step, with that weight
+capped (first order where |1/(2r)| > CAP) or clamped to ±CAP (swapping
+:func:`ddic.diffusion.solvers.second_order_weight` for the run), and with ``terminal="exact"`` (the shipped
+default, :func:`ddic.diffusion.sampling.exact_terminal_latent`) — on the demo's own frame (placed by the automatic
+skull fit and by the true ellipse) and on held-out validation frames.
 
   python benchmarks/terminal_step_probe.py --images VAL/us/paired --steps 30,50,100 --caps 1,2
 """
@@ -68,17 +69,20 @@ def main() -> None:
     files = sorted(args.images.glob("*_us.png"))[:args.limit]
     val = np.stack([resample_square(np.asarray(Image.open(f), np.float32), size) for f in files])
     images = torch.from_numpy(np.concatenate([demo_frames(size), val])[:, None] / 127.5 - 1.0).float()
-    variants = [("shipped", SHIPPED)]
+    variants = [("explicit", SHIPPED, "explicit")]
     for cap in (float(c) for c in args.caps.split(",")):
-        variants += [(f"cap {cap:g}", variant("cap", cap)), (f"clamp {cap:g}", variant("clamp", cap))]
-    print("| weight rule | N | demo frame, skull fit | demo frame, true ellipse | validation mean | validation max |")
+        variants += [(f"explicit, cap {cap:g}", variant("cap", cap), "explicit"),
+                     (f"explicit, clamp {cap:g}", variant("clamp", cap), "explicit")]
+    variants.append(("**exact terminal step**", SHIPPED, "exact"))
+    print("| terminal step / weight rule | N | demo frame, skull fit | demo frame, true ellipse | validation mean | "
+          "validation max |")
     print("|---|---|---|---|---|---|")
-    for name, rule in variants:
+    for name, rule, terminal in variants:
         solvers.second_order_weight = rule
         for steps in (int(s) for s in args.steps.split(",")):
             grid = schedule.grid(steps)
             with torch.no_grad():
-                latent, _ = ode_encode(model, images, grid, "dpmpp2m")
+                latent, _ = ode_encode(model, images, grid, "dpmpp2m", terminal=terminal, clip=True)
                 back = ode_decode(model, latent, grid, "dpmpp2m", clip=True)
             e = head_round_trip_rmse(images, back).numpy()
             print(f"| {name} | {steps} | {e[0]:.3f} | {e[1]:.3f} | {e[2:].mean():.3f} | {e[2:].max():.3f} |", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import DDICInputError
+from ..diffusion.constants import TERMINAL_STEPS
 from ..translate.options import (
     ALL_METHODS,
     CORRELATION_SIGNS,
@@ -40,6 +41,9 @@ def add_translation_arguments(parser: argparse.ArgumentParser, *, methods: tuple
     add("--solver", choices=SOLVERS, default=d.solver,
         help="ODE solver of encode and decode: " + "; ".join(f"{k}: {v}" for k, v in SOLVER_NOTES.items()))
     add("--steps", type=int, default=d.steps, help="ODE steps N (the paper: 1000 DDIM steps)")
+    add("--terminal-step", choices=TERMINAL_STEPS, default=d.terminal_step,
+        help="exact: the encoder's last step is solved so that the decoder's first step returns (same cost; "
+             "BENCHMARKS.md); explicit: the solver's own step, as the paper and diffusers")
     add("--lr", type=float, default=d.lr,
         help=f"correlation step size with the paper's meaning (at N = {d.lr_reference_steps} and "
              f"{d.lr_reference_size} px); the per-step rate is lr·({d.lr_reference_steps}/N)·(S/{d.lr_reference_size})²")
@@ -67,7 +71,7 @@ def translation_options_from_args(args: argparse.Namespace, **fixed) -> Translat
         method=getattr(args, "method", TranslateOptions.method), mode=args.mode, solver=args.solver, steps=args.steps,
         lr=args.lr, lr_reference_steps=args.lr_reference_steps, median_kernel=args.median_kernel,
         corr_sign=args.corr_sign, guidance=args.guidance, guidance_window=args.guidance_window,
-        guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max,
+        guide_t_min=args.guide_t_min, guide_t_max=args.guide_t_max, terminal_step=args.terminal_step,
         clip_decode=not args.no_clip, device="cpu" if args.cpu else args.device, precision=args.precision)
     if hasattr(args, "batch_size"):
         values["batch_size"] = args.batch_size

@@ -33,7 +33,8 @@ def translate_tensor(source: torch.Tensor, us_model, mri_model, schedule: Schedu
     """
     grid = schedule.grid(options.steps)
     keep = options.method == "ddic" and options.mode in ("cached", "cheap")
-    latent, trajectory = ode_encode(us_model, source, grid, options.solver, keep_trajectory=keep, on_step=on_step)
+    latent, trajectory = ode_encode(us_model, source, grid, options.solver, keep_trajectory=keep, on_step=on_step,
+                                    terminal=options.terminal_step, clip=options.clip_decode)
     if options.method == "ddib":
         output = ode_decode(mri_model, latent, grid, options.solver, clip=options.clip_decode, on_step=on_step)
         trace = DecodeTrace(timesteps=[], correlation=torch.empty(0, source.shape[0]))

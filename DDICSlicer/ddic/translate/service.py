@@ -227,6 +227,19 @@ def _plan(paths: list[Path], out: Path, state: FolderState, identity: dict, over
     return todo, keep
 
 
+def _write_frame_whole(result, mri_path: Path, preview_path: Path) -> None:
+    """The pseudo-MRI, then the preview, each atomically; if the preview cannot be written (a full disk), the
+    pseudo-MRI written here is removed again, so a frame is either complete (both files, then its record) or
+    absent — never a pseudo-MRI without its record."""
+    write_like(result.pseudo_mri, result.frame, mri_path)
+    try:
+        left = to_uint8_display(result.frame.pixels, result.frame.is_8bit)
+        write_png(side_by_side(left, result.pseudo_mri), preview_path)
+    except BaseException:
+        mri_path.unlink(missing_ok=True)
+        raise
+
+
 def _remove_partials(out: Path) -> int:
     """Temporary files of killed runs (never a result's name); only called while holding the lock."""
     removed = 0
@@ -324,9 +337,7 @@ def translate_files(paths: list[Path], out: str | os.PathLike, translator, place
             results = translate_frames(frames, translator, progress=batch_progress, placement=placement)
             for path, result in zip(batch, results):
                 mri_path, preview_path = output_paths(path, out)
-                write_like(result.pseudo_mri, result.frame, mri_path)
-                left = to_uint8_display(result.frame.pixels, result.frame.is_8bit)
-                write_png(side_by_side(left, result.pseudo_mri), preview_path)
+                _write_frame_whole(result, mri_path, preview_path)
                 written_by_me.append(mri_path)
                 record = {"frame": str(path), "frame_sha256": sha256_file(path),
                           "pseudo_mri": str(mri_path), "pseudo_mri_sha256": sha256_file(mri_path),

@@ -88,7 +88,7 @@ def warning_text(name: str, rmse: float, threshold: float = ROUND_TRIP_WARN_RMSE
 
 
 def measure_reference(us_model, images: torch.Tensor, configs: list[tuple[str, int]], batch_size: int = 16,
-                      progress=None) -> dict:
+                      progress=None, terminal: str | None = None) -> dict:
     """The round-trip reference of a US model: for each (solver, N), the quantiles of the head round-trip
     RMSE of ``images`` ((B, 1, S, S) in [−1, 1]: held-out, in-distribution canonical frames)."""
     from ..diffusion.denoisers import UNetDenoiser
@@ -96,7 +96,10 @@ def measure_reference(us_model, images: torch.Tensor, configs: list[tuple[str, i
     from ..diffusion.schedule import Schedule
     from ..progress import resolve
 
+    from .options import TranslateOptions
+
     report = resolve(progress)
+    terminal = terminal or TranslateOptions().terminal_step  # measured as translation encodes
     schedule = Schedule.from_dict(us_model.card.schedule)
     model = UNetDenoiser(us_model.unet, "cpu", prediction=schedule.prediction)
     entries = []
@@ -106,12 +109,13 @@ def measure_reference(us_model, images: torch.Tensor, configs: list[tuple[str, i
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
-                latent, _ = ode_encode(model, chunk, grid, solver)
+                latent, _ = ode_encode(model, chunk, grid, solver, terminal=terminal, clip=True)
                 back = ode_decode(model, latent, grid, solver, clip=True)
                 errors.append(head_round_trip_rmse(chunk, back).numpy())
         entries.append({"solver": solver, "steps": int(steps), **reference_quantiles(np.concatenate(errors))})
         report(done + 1, len(configs), f"{solver} N = {steps}")
-    return {"entries": entries, "measure": "head round-trip RMSE, [-1, 1] scale (ddic.translate.trust)",
+    return {"entries": entries, "terminal_step": terminal,
+            "measure": "head round-trip RMSE, [-1, 1] scale (ddic.translate.trust)",
             "trust_factor": TRUST_FACTOR}
 
 
