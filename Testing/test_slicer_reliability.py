@@ -8,7 +8,6 @@ items and from them into its proxy); the engine runs for real on the bundled pha
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -138,13 +137,18 @@ def test_the_question_marks_the_two_ends_on_the_views(panel, monkeypatch):
     assert panel.p.ellipse == ellipse_text(ellipse) and panel.p.ellipseCurve is not None
 
 
-def test_a_sequence_is_confirmed_once_on_its_browser(panel):
+def sequence_in_scene(panel, count: int):
+    """A US sequence of ``count`` sample frames, its proxy volume in the scene and its browser."""
     master = si.SequenceNode("US sequence", index_name="frame", index_unit="")
     pixels, spacing = sample_pixels()
-    for i in range(2):
+    for i in range(count):
         master.SetDataNodeAtValue(si.VolumeNode(pixels, spacing=(spacing, spacing, 1.0)), str(i))
     proxy = panel.slicer.mrmlScene.AddNode(si.VolumeNode(name="US proxy"))
-    browser = si.SequenceBrowserNode(master, proxy)
+    return master, proxy, si.SequenceBrowserNode(master, proxy)
+
+
+def test_a_sequence_is_confirmed_once_on_its_browser(panel):
+    master, proxy, browser = sequence_in_scene(panel, 2)
     logic = SimpleNamespace(GetFirstBrowserNodeForProxyNode=lambda node: browser if node is proxy else None)
     panel.slicer.modules.sequences = SimpleNamespace(logic=lambda: logic)
     panel.p.inputVolume, panel.p.translateAllFrames = proxy, True
@@ -305,12 +309,7 @@ def test_each_pseudo_mri_carries_its_trust_number(panel, trusted):
 def test_a_sequence_marks_each_untrusted_item(panel):
     from DDICSlicerLib.volumes import SequenceFrame
 
-    master = si.SequenceNode("US sequence", index_name="frame", index_unit="")
-    pixels, spacing = sample_pixels()
-    for i in range(3):
-        master.SetDataNodeAtValue(si.VolumeNode(pixels, spacing=(spacing, spacing, 1.0)), str(i))
-    proxy = panel.slicer.mrmlScene.AddNode(si.VolumeNode(name="US proxy"))
-    browser = si.SequenceBrowserNode(master, proxy)
+    master, proxy, browser = sequence_in_scene(panel, 3)
     outputs = [write_output(panel.tmp / f"p{i}.nrrd", i) for i in range(3)]
     frames = [SequenceFrame(o, str(i), master.GetNthDataNode(i).ijk_to_ras()) for i, o in enumerate(outputs)]
     result = worker.ProcessResult(worker.SUCCEEDED, 0, [str(o) for o in outputs],
